@@ -1,0 +1,1 @@
+"""Small parts shared by two or more algorithms (style principle 4)."""

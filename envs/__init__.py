@@ -1,0 +1,87 @@
+"""The book's environments, registered as Gymnasium ids on `import envs`.
+
+| id | book | observation | actions |
+|---|---|---|---|
+| `rldojo/PlanningGrid-v0` | 2.1, dynamic programming (exposes its transition model) | Discrete(25) | 4 |
+| `rldojo/GridWorld-v0` | 2.2, Monte Carlo / SARSA / Q-learning | Discrete(25) | 4 |
+| `rldojo/MovingObstacles-v0` | 2.3, deep SARSA / REINFORCE | Box(15,) | 5 |
+| `rldojo/ContinuousCartPole-v0` | 5.4, continuous actor-critic | Box(4,) | Box(1,) in [-3, 3] |
+| `rldojo/Breakout-v0` | 6.1, DQN / A3C on Atari | uint8 (4, 84, 84) | 3 (FIRE, RIGHT, LEFT) |
+| `rldojo/Atari-v0` | 6.1's pipeline for any ALE game (`game="ALE/Pong-v5"`) | uint8 (4, 84, 84) | the game's minimal set |
+
+`CartPole-v1` is used as Gymnasium ships it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+# One place that names every environment rldojo offers, for the CLI, the API and the tests.
+RLDOJO_ENV_IDS: tuple[str, ...] = (
+    "rldojo/PlanningGrid-v0",
+    "rldojo/GridWorld-v0",
+    "rldojo/MovingObstacles-v0",
+    "rldojo/ContinuousCartPole-v0",
+    "rldojo/Breakout-v0",
+    "rldojo/Atari-v0",
+)
+ENV_IDS: tuple[str, ...] = (*RLDOJO_ENV_IDS, "CartPole-v1")
+
+
+def _register(env_id: str, entry_point: str, **kwargs: Any) -> None:
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=entry_point, **kwargs)
+
+
+# A step limit the book does not have: an untrained greedy table can walk in circles forever,
+# and evaluation must end. 100 steps is 12x the longest shortest path on a 5x5 grid.
+_register("rldojo/PlanningGrid-v0", "envs.grid_world:PlanningGridEnv", max_episode_steps=100)
+_register(
+    "rldojo/GridWorld-v0",
+    "envs.grid_world:GridWorldEnv",
+    max_episode_steps=100,
+    reward_threshold=100.0,
+)
+_register(
+    "rldojo/MovingObstacles-v0",
+    "envs.moving_grid_world:MovingObstaclesEnv",
+    max_episode_steps=500,
+    reward_threshold=1.0,
+)
+_register(
+    "rldojo/ContinuousCartPole-v0",
+    "envs.continuous_cartpole:ContinuousCartPoleEnv",
+    max_episode_steps=500,
+    reward_threshold=475.0,
+)
+_register("rldojo/Breakout-v0", "envs.atari:make_breakout")
+_register("rldojo/Atari-v0", "envs.atari:make_atari")
+
+
+def make(env_id: str, env_config: dict[str, Any] | None = None, **kwargs: Any) -> gym.Env:
+    """Build any id rldojo knows with its `env_config` (the job spec's field) as keyword args.
+
+    Example:
+        >>> import envs
+        >>> env = envs.make("rldojo/GridWorld-v0", {"size": 5})
+        >>> env.observation_space
+        Discrete(25)
+    """
+    return gym.make(env_id, **(env_config or {}), **kwargs)
+
+
+def make_for_rllib(env_id: str, env_context: dict[str, Any]) -> gym.Env:
+    """RLlib's env creator: EnvRunner processes import `envs` here, so the ids exist there too."""
+    return make(env_id, dict(env_context))
+
+
+def register_with_ray() -> None:
+    """Make every id buildable inside RLlib's EnvRunners (separate processes, maybe other nodes)."""
+    from functools import partial
+
+    from ray.tune.registry import register_env
+
+    for env_id in ENV_IDS:
+        register_env(env_id, partial(make_for_rllib, env_id))
