@@ -97,6 +97,46 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             "Off-policy TD control of a Q-table",
             "3.5",
         ),
+        AlgorithmEntry(
+            "deep_sarsa",
+            "algorithms.deep_sarsa:DeepSarsaConfig",
+            "rldojo/MovingObstacles-v0",
+            ("rldojo/MovingObstacles-v0", "CartPole-v1"),
+            "Online on-policy SARSA with a neural Q-function",
+            "4.1",
+        ),
+        AlgorithmEntry(
+            "reinforce",
+            "algorithms.reinforce:ReinforceConfig",
+            "rldojo/MovingObstacles-v0",
+            ("rldojo/MovingObstacles-v0", "CartPole-v1"),
+            "Monte Carlo policy gradient with normalised returns",
+            "4.2",
+        ),
+        AlgorithmEntry(
+            "dqn",
+            "algorithms.dqn:DQNConfig",
+            "CartPole-v1",
+            ("CartPole-v1", "rldojo/Breakout-v0", "rldojo/Atari-v0", "rldojo/MovingObstacles-v0"),
+            "Deep Q-network with a shared replay actor and a target network",
+            "5.2, 6.2",
+        ),
+        AlgorithmEntry(
+            "actor_critic",
+            "algorithms.actor_critic:ActorCriticConfig",
+            "CartPole-v1",
+            ("CartPole-v1", "rldojo/ContinuousCartPole-v0", "rldojo/MovingObstacles-v0"),
+            "Advantage actor-critic: one-step (the book), n-step/GAE, parallel runners (A2C)",
+            "5.3, 5.4",
+        ),
+        AlgorithmEntry(
+            "a3c",
+            "algorithms.a3c:A3CConfig",
+            "rldojo/Breakout-v0",
+            ("rldojo/Breakout-v0", "rldojo/Atari-v0", "CartPole-v1"),
+            "Asynchronous advantage actor-critic: workers send gradients, no barrier",
+            "6.3",
+        ),
     )
 }
 
