@@ -1,5 +1,7 @@
 """The algorithm registry: name -> config class, read by the CLI, the service and the tests.
 
+Adding or writing an algorithm? Read CONTRIBUTING.md first (config signature, metrics, tests, git).
+
 Each algorithm's `<Algo>Config.training()` declares its hyperparameters once, as keyword-only
 typed parameters that default to `None` ("leave as is"), with one line of meaning each in its
 docstring. `hyperparameters(name)` reads them from there, so the job spec's validation and the
