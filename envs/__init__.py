@@ -1,13 +1,12 @@
 """The book's environments, registered as Gymnasium ids on `import envs`.
 
-| id | book | observation | actions |
-|---|---|---|---|
-| `rldojo/PlanningGrid-v0` | 2.1, dynamic programming (exposes its transition model) | Discrete(25) | 4 |
-| `rldojo/GridWorld-v0` | 2.2, Monte Carlo / SARSA / Q-learning | Discrete(25) | 4 |
-| `rldojo/MovingObstacles-v0` | 2.3, deep SARSA / REINFORCE | Box(15,) | 5 |
-| `rldojo/ContinuousCartPole-v0` | 5.4, continuous actor-critic | Box(4,) | Box(1,) in [-3, 3] |
-| `rldojo/Breakout-v0` | 6.1, DQN / A3C on Atari | uint8 (4, 84, 84) | 3 (FIRE, RIGHT, LEFT) |
-| `rldojo/Atari-v0` | 6.1's pipeline for any ALE game (`game="ALE/Pong-v5"`) | uint8 (4, 84, 84) | the game's minimal set |
+- `rldojo/PlanningGrid-v0`: book 2.1, dynamic programming; Discrete(25) states, 4 actions,
+  and its transition model.
+- `rldojo/GridWorld-v0`: book 2.2, Monte Carlo / SARSA / Q-learning; Discrete(25), 4 actions.
+- `rldojo/MovingObstacles-v0`: book 2.3, deep SARSA / REINFORCE; Box(15,), 5 actions.
+- `rldojo/ContinuousCartPole-v0`: book 5.4, continuous actor-critic; Box(4,), Box(1,) in [-3, 3].
+- `rldojo/Breakout-v0`: book 6.1, DQN / A3C; uint8 (4, 84, 84), 3 actions (FIRE, RIGHT, LEFT).
+- `rldojo/Atari-v0`: book 6.1's pipeline for any ALE game (`game="ALE/Pong-v5"`), minimal actions.
 
 `CartPole-v1` is used as Gymnasium ships it.
 """

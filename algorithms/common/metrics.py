@@ -1,4 +1,4 @@
-"""Stable metric names: the keys a Tune result row carries, read by the CLI, service, page and bench.
+"""Stable metric names: the keys of a Tune result row, read by the CLI, service, page and bench.
 
 RLlib nests its results (`{"env_runners": {"episode_return_mean": ...}}`); Tune flattens them with
 "/" when it writes `progress.csv` and `result.json`. These constants are the flattened names.

@@ -13,7 +13,7 @@ Two training loops cover the book's first half:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -34,7 +34,6 @@ from ray.rllib.utils.metrics import (
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
-from typing_extensions import Self
 
 import envs
 from envs.grid_world import TabularModel
