@@ -56,7 +56,7 @@ _register(
     reward_threshold=475.0,
 )
 _register("rldojo/Breakout-v0", "envs.atari:make_breakout")
-_register("rldojo/Atari-v0", "envs.atari:make_atari")
+_register("rldojo/Atari-v0", "envs.atari:make_atari", kwargs={"three_actions": False})
 
 
 def make(env_id: str, env_config: dict[str, Any] | None = None, **kwargs: Any) -> gym.Env:
