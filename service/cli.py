@@ -214,8 +214,9 @@ def train(
             callbacks=[training.ProgressCallback(display.update)],
         )
     failed = [t for t in summary.trials if t.status == "ERROR"]
-    console.print(f"results: {summary.experiment_path}", markup=False, soft_wrap=True)
-    console.print(f"best checkpoint: {summary.best_checkpoint}", markup=False, highlight=False)
+    # Plain lines (never wrapped): scripts and tests read these paths back.
+    sys.stdout.write(f"results: {summary.experiment_path}\n")
+    sys.stdout.write(f"best checkpoint: {summary.best_checkpoint}\n")
     if failed:
         raise fail(f"{len(failed)} trial(s) failed; see {failed[0].path}", code=1)
 
@@ -282,6 +283,8 @@ def list_envs() -> None:
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Tune's newer console output ignores verbose=0; rldojo draws its own progress instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     app()
 
 

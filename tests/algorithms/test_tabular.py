@@ -103,9 +103,7 @@ def test_monte_carlo_updates_each_state_once_from_the_back():
     learner = learner_for("monte_carlo", alpha=0.5, gamma=0.9)
     v = learner.table.state_values
     # 0 -> 1 -> 0 -> 5 ... a revisit of state 0 is skipped: only its last visit counts.
-    learner.learn_from_episode(
-        episode([0, 1, 0, 5], [R, L, D], [0.0, 0.0, 10.0], terminated=True)
-    )
+    learner.learn_from_episode(episode([0, 1, 0, 5], [R, L, D], [0.0, 0.0, 10.0], terminated=True))
     # Backwards: G(5) = 10, G(0) = 0 + 0.9 * 10 = 9, G(1) = 0 + 0.9 * 9 = 8.1
     assert v[5].item() == pytest.approx(5.0)
     assert v[0].item() == pytest.approx(4.5)

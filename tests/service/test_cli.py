@@ -1,0 +1,74 @@
+"""The `rldojo` command as a user runs it: train, evaluate, listings, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RLDOJO = [sys.executable, "-c", "from service.cli import main; main()"]
+
+
+def rldojo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAY_ADDRESS": "", "COLUMNS": "200"}
+    env.pop("RAY_ADDRESS")
+    return subprocess.run(
+        [*RLDOJO, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_train_then_evaluate_q_learning_on_the_books_grid(tmp_path: Path):
+    trained = rldojo(
+        "train", "q_learning", "--env", "rldojo/GridWorld-v0", "--stop-iters", "40",
+        "--seed", "1", "--out", str(tmp_path), "--set", "alpha=0.1",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    # One progress line per iteration when not on a terminal (as in Ray Jobs logs).
+    assert re.search(r"iter 40 +steps \d+ +return -?\d+\.\d\d +steps/s \d+", trained.stdout)
+    best = re.search(r"best checkpoint: (\S+)", trained.stdout).group(1)
+    assert Path(best).is_dir()
+    trial = Path(best).parent
+    assert (trial / "progress.csv").is_file() and list(trial.glob("events.out.tfevents.*"))
+
+    video = tmp_path / "agent.mp4"
+    evaluated = rldojo("evaluate", best, "--episodes", "5", "--json", "--video", str(video))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads(evaluated.stdout)
+    assert result["episodes"] == 5
+    assert result["return_mean"] == 100.0 and result["returns"] == [100.0] * 5
+    assert video.stat().st_size > 1000 and video.read_bytes()[4:8] == b"ftyp"
+
+
+def test_listings():
+    listed = rldojo("algorithms")
+    assert listed.returncode == 0
+    for name in ("policy_iteration", "value_iteration", "monte_carlo", "sarsa", "q_learning"):
+        assert name in listed.stdout
+    env_listing = rldojo("envs")
+    assert env_listing.returncode == 0
+    assert "rldojo/GridWorld-v0" in env_listing.stdout and "Discrete(25)" in env_listing.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "ppo9", "--out", "x"], "unknown algorithm"),
+        (["train", "q_learning", "--env", "Nope-v0", "--out", "x"], "unknown env"),
+        (["train", "q_learning", "--set", "alpha", "--out", "x"], "--set expects key=value"),
+        (["train", "q_learning", "--set", "gama=1", "--out", "x"], "config.gama: unknown key"),
+        (["train", "--spec", "/no/such/spec.json", "--out", "x"], "no such file"),
+        (["evaluate", "/no/such/checkpoint"], "no such checkpoint"),
+        (["evaluate", "."], "not an algorithm checkpoint"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_non_zero(args, message):
+    done = rldojo(*args, timeout=60)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
