@@ -131,6 +131,7 @@ def train(
     storage = str(out_dir) if "://" in str(out_dir) else str(Path(out_dir).resolve())
     experiment = f"{storage.rstrip('/')}/{name}"
     trainable = algorithms.get(spec.algorithm).config_class().algo_class
+    assert trainable is not None, f"{spec.algorithm}'s config names no Algorithm class"
     if resume:
         tuner = tune.Tuner.restore(
             experiment,
@@ -161,7 +162,7 @@ def train(
     grid = tuner.fit()
     return TrainingSummary(
         experiment_path=experiment,
-        trials=[_summarise(result) for result in grid],
+        trials=[_summarise(grid[index]) for index in range(len(grid))],
     )
 
 
