@@ -1,0 +1,176 @@
+"""Advantage actor-critic (book sections 5.3 and 5.4; Sutton & Barto 13.5; Mnih et al. 2016 A2C).
+
+The book's actor-critic learns a policy pi(a|s) and a critic V(s) from the one-step TD error
+
+    A_t = r_t + gamma * V(s_{t+1}) * (1 - done) - V(s_t)
+
+minimising 0.2 * (-log pi(a_t|s_t) A_t) + 0.5 (r_t + gamma V(s_{t+1}) - V(s_t))^2 with one Adam
+(lr 1e-3, gradient-norm clip 5). The same loop, with options, is:
+- n-step / GAE advantages: `lambda_` > 0 (lambda_=1 gives n-step returns over `rollout_length`);
+- A2C: several EnvRunners (`resources.env_runners` in the job spec) sample in parallel and one
+  synchronous update uses all their steps;
+- continuous actions (book 5.4, `rldojo/ContinuousCartPole-v0`): a Gaussian policy, chosen by
+  the module from the `Box` action space; samples are clipped to the action bounds.
+
+Deviations from the book, on purpose: the book updates after every single step (batch of 1);
+here one update uses `rollout_length` steps per EnvRunner (32 by default; `rollout_length=1`
+reproduces the book at a large speed cost). The book's reward shaping (+0.1 / -1 on failure) is
+not applied, and a time-limit truncation is bootstrapped instead of treated as a failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import tree
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+import envs
+from algorithms.actor_critic_learner import ActorCriticTorchLearner
+from algorithms.actor_critic_rl_module import ActorCriticTorchRLModule
+
+
+class ActorCriticConfig(AlgorithmConfig):
+    """Actor-critic settings; the defaults are the book's v2 CartPole agent (section 5.3)."""
+
+    def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
+        super().__init__(algo_class=algo_class or ActorCritic)
+        self.gamma = 0.99  # discount factor (book: 0.99)
+        self.lr = 1e-3  # Adam step size (book v2: 1e-3)
+        self.grad_clip = 5.0  # global gradient-norm clip (book v2: 5.0; continuous: 1.0)
+        self.grad_clip_by = "global_norm"  # clip the norm of all gradients together
+        self.actor_coeff = 0.2  # weight of the policy loss (book v2: 0.2; continuous: 0.1)
+        self.critic_coeff = 1.0  # weight of the 0.5 * squared-TD-error value loss (book: 1.0)
+        self.entropy_coeff = 0.0  # weight of the entropy bonus (book: none)
+        self.lambda_ = 0.0  # GAE lambda: 0 = the book's one-step advantage, 1 = n-step returns
+        self.rollout_length = 32  # env steps each EnvRunner samples per update (book: 1)
+        self.hiddens = 24  # hidden units per layer of actor (1 layer) and critic (2 layers)
+        self.num_env_runners = 0  # sample in the driver; >0 runners sample in parallel (A2C)
+        self.min_sample_timesteps_per_iteration = 1000  # updates repeat until this many steps
+        self.normalize_actions = False  # Gaussian samples are in env units (book 5.4)...
+        self.clip_actions = True  # ...and clipped to the action bounds, as the book does
+
+    def training(  # type: ignore[override]
+        self,
+        *,
+        gamma: float | None = None,
+        lr: float | None = None,
+        grad_clip: float | None = None,
+        actor_coeff: float | None = None,
+        critic_coeff: float | None = None,
+        entropy_coeff: float | None = None,
+        lambda_: float | None = None,
+        rollout_length: int | None = None,
+        hiddens: int | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Sets the actor-critic hyperparameters.
+
+        Args:
+            gamma: Discount factor of future rewards.
+            lr: Adam learning rate of the shared optimizer.
+            grad_clip: Largest global norm of the gradient before a step (0 or None: no clip).
+            actor_coeff: Weight of the policy-gradient loss in the total loss.
+            critic_coeff: Weight of the value loss 0.5 * (G - V)^2 in the total loss.
+            entropy_coeff: Weight of the policy-entropy bonus subtracted from the loss.
+            lambda_: GAE lambda; 0 is the book's one-step advantage, 1 gives n-step returns.
+            rollout_length: Env steps each EnvRunner samples per update.
+            hiddens: Hidden units per layer of the actor and critic MLPs.
+
+        Returns:
+            This config.
+        """
+        given = {"gamma": gamma, "lr": lr, "grad_clip": grad_clip}
+        super().training(**{k: v for k, v in given.items() if v is not None}, **kwargs)
+        own = {
+            "actor_coeff": actor_coeff,
+            "critic_coeff": critic_coeff,
+            "entropy_coeff": entropy_coeff,
+            "lambda_": lambda_,
+            "rollout_length": rollout_length,
+            "hiddens": hiddens,
+        }
+        for key, value in own.items():
+            if value is not None:
+                setattr(self, key, value)
+        return self
+
+    def validate(self) -> None:
+        super().validate()
+        checks = {
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "lr": self.lr > 0,
+            "lambda_": 0.0 <= self.lambda_ <= 1.0,
+            "rollout_length": self.rollout_length >= 1,
+            "hiddens": self.hiddens >= 1,
+            "actor_coeff": self.actor_coeff >= 0,
+            "critic_coeff": self.critic_coeff >= 0,
+            "entropy_coeff": self.entropy_coeff >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{key}={getattr(self, key)!r} is out of range")
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        return RLModuleSpec(
+            module_class=ActorCriticTorchRLModule,
+            model_config={"actor_hiddens": [self.hiddens], "critic_hiddens": [self.hiddens] * 2},
+        )
+
+    def get_default_learner_class(self) -> type:
+        return ActorCriticTorchLearner
+
+
+class ActorCritic(Algorithm):
+    """Synchronous advantage actor-critic: sample, update once, sync, repeat."""
+
+    @classmethod
+    def get_default_config(cls) -> ActorCriticConfig:
+        return ActorCriticConfig()
+
+    def setup(self, config: AlgorithmConfig) -> None:
+        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        super().setup(config)
+
+    def training_step(self) -> None:
+        """One update, as the book's loop (with `rollout_length` steps instead of one):
+
+        - every EnvRunner samples `rollout_length` steps with the current policy;
+        - the learner computes A_t (GAE, lambda_ = 0: one-step TD) and G_t = A_t + V(s_t), then
+          takes one gradient step on the actor-critic loss;
+        - the new weights go to the EnvRunners.
+        """
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            episodes = self._sample()
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            steps = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME))
+            results = self.learner_group.update(
+                episodes=episodes, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: steps}
+            )
+        self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, inference_only=True
+            )
+
+    def _sample(self) -> list[Any]:
+        """`rollout_length` steps from every EnvRunner (the driver's when there are none)."""
+        length = self.config.rollout_length
+        sampled = self.env_runner_group.foreach_env_runner(
+            lambda runner: (runner.sample(num_timesteps=length), runner.get_metrics()),
+            local_env_runner=self.env_runner_group.num_remote_workers() <= 0,
+        )
+        self.metrics.aggregate([metrics for _, metrics in sampled], key=ENV_RUNNER_RESULTS)
+        episodes: list[Any] = tree.flatten([episodes for episodes, _ in sampled])
+        return episodes
