@@ -280,6 +280,11 @@ def list_envs() -> None:
     console.print(table)
 
 
+from service import cli_client  # noqa: E402 - the service commands (serve, submit, ...)
+
+cli_client.register(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -1,0 +1,89 @@
+"""Dependencies the routes declare: the caller's owner name and the app's services."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.evaluations import EvaluationService
+from service.jobs import JobService
+from service.settings import Settings
+from service.store import EvaluationRecord, JobRecord, Store
+
+LOCAL_OWNER = "local"  # the owner of everything when no tokens are configured (loopback only)
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from RLDOJO_API_TOKENS")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_jobs(request: Request) -> JobService:
+    jobs: JobService = request.app.state.jobs
+    return jobs
+
+
+def get_evaluations(request: Request) -> EvaluationService:
+    evaluations: EvaluationService = request.app.state.evaluations
+    return evaluations
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def current_owner(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The owner the bearer token names; 401 without a valid token when auth is on."""
+    if not settings.auth_enabled:
+        return LOCAL_OWNER
+    if credentials is not None:
+        for token, owner in settings.api_tokens.items():
+            if secrets.compare_digest(credentials.credentials.encode(), token.encode()):
+                return owner
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or invalid bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+EvaluationsDep = Annotated[EvaluationService, Depends(get_evaluations)]
+StoreDep = Annotated[Store, Depends(get_store)]
+Owner = Annotated[str, Depends(current_owner)]
+JobId = Annotated[str, Path(description="A job id", max_length=64)]
+
+
+def owned_job(job_id: JobId, owner: Owner, store: StoreDep, jobs: JobsDep) -> JobRecord:
+    """The caller's job, reconciled with Ray; 404 when missing or someone else's."""
+    job = store.get_job(job_id=job_id, owner=owner)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return jobs.reconcile(job)
+
+
+def owned_evaluation(
+    evaluation_id: Annotated[str, Path(max_length=64)],
+    owner: Owner,
+    store: StoreDep,
+    evaluations: EvaluationsDep,
+) -> EvaluationRecord:
+    """The caller's evaluation, reconciled with Ray; 404 when missing or someone else's."""
+    evaluation = store.get_evaluation(evaluation_id=evaluation_id, owner=owner)
+    if evaluation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evaluation {evaluation_id}")
+    return evaluations.reconcile(evaluation)
+
+
+OwnedJob = Annotated[JobRecord, Depends(owned_job)]
+OwnedEvaluation = Annotated[EvaluationRecord, Depends(owned_evaluation)]

@@ -1,0 +1,52 @@
+"""/v1/jobs/{id}/checkpoints: list a job's checkpoints and download one as a .tar.gz."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import StreamingResponse
+
+from service.api.deps import JobsDep, OwnedJob
+from service.api.routes.jobs import ERRORS
+from service.schemas import CheckpointOut
+
+router = APIRouter(prefix="/v1/jobs/{job_id}/checkpoints", tags=["checkpoints"], responses=ERRORS)
+
+
+@router.get("")
+def list_checkpoints(job: OwnedJob, jobs: JobsDep) -> list[CheckpointOut]:
+    """Each checkpoint's id, trial, iteration, env steps and mean return when it was written."""
+    return [
+        CheckpointOut(
+            id=c.id,
+            job_id=job.id,
+            trial_id=c.trial_id,
+            iteration=c.iteration,
+            env_steps=c.env_steps,
+            return_mean=c.return_mean,
+        )
+        for c in jobs.storage.checkpoints(job.id)
+    ]
+
+
+@router.get(
+    "/{checkpoint_id}/archive",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/gzip": {}}, "description": "A .tar.gz"}},
+)
+def checkpoint_archive(
+    job: OwnedJob,
+    jobs: JobsDep,
+    checkpoint_id: Annotated[str, Path(max_length=64, description="A checkpoint id or `best`")],
+) -> StreamingResponse:
+    """The checkpoint directory as a streamed .tar.gz (`rldojo evaluate` takes it unpacked)."""
+    checkpoint = jobs.storage.find_checkpoint(job.id, checkpoint_id)
+    if checkpoint is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no checkpoint {checkpoint_id}")
+    filename = f"{job.id}-{checkpoint.id}.tar.gz"
+    return StreamingResponse(
+        jobs.storage.archive(checkpoint),
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,93 @@
+"""Service settings, read from `RLDOJO_*` environment variables (pydantic-settings).
+
+Example:
+    >>> from service.settings import Settings
+    >>> Settings(data_dir="/tmp/rldojo-doc").database_url
+    'sqlite:////tmp/rldojo-doc/rldojo.db'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API process needs; built once by `rldojo serve` and passed to `create_app`.
+
+    Attributes:
+        data_dir: local directory for the database, the embedded Ray head's state and, by
+            default, the storage root.
+        ray_address: dashboard URL of an existing Ray cluster (`http://head:8265`); None starts
+            (or re-joins) an embedded head owned by this data directory.
+        ray_auth_token: token for a token-authenticated Ray cluster; None reads Ray's own
+            (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`, `~/.ray/auth_token`) or the embedded head's.
+        ray_num_cpus: CPUs the embedded head offers (None: all of the machine's).
+        database_url: SQLAlchemy URL (None: a SQLite file in `data_dir`).
+        storage_root: where Tune results, checkpoints and evaluations go: a local path or an
+            `s3://bucket/prefix` URI (None: `data_dir/storage`).
+        host, port: where `rldojo serve` binds.
+        api_tokens: {token: owner}; empty means no auth, which is only allowed on loopback.
+        max_body_bytes: request bodies larger than this are refused with 413.
+        max_eval_episodes: evaluations asking for more episodes are refused with 422.
+        poll_seconds: how often streams poll Ray and storage.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RLDOJO_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".rldojo")
+    ray_address: str | None = None
+    ray_auth_token: str | None = None
+    ray_num_cpus: int | None = None
+    database_url: str | None = None
+    storage_root: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_tokens: dict[str, str] = Field(default_factory=dict)
+    max_body_bytes: int = 1_048_576
+    max_eval_episodes: int = 1000
+    poll_seconds: float = 1.0
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'rldojo.db'}"
+        if self.storage_root is None:
+            self.storage_root = str(self.data_dir / "storage")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True when bearer tokens are required."""
+        return bool(self.api_tokens)
+
+    def check_bind(self) -> None:
+        """Refuse to expose an unauthenticated service beyond loopback.
+
+        Raises:
+            ValueError: `host` is not a loopback address and no API tokens are configured.
+        """
+        if self.auth_enabled or _is_loopback(self.host):
+            return
+        raise ValueError(
+            f"refusing to bind to {self.host} without API tokens: set RLDOJO_API_TOKENS "
+            '(e.g. \'{"<token>": "<owner>"}\') or bind to 127.0.0.1'
+        )
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to log (no tokens)."""
+        return self.model_dump(exclude={"api_tokens", "ray_auth_token"}, mode="json")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
