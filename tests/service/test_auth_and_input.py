@@ -1,0 +1,109 @@
+"""Owners, bad input and the catalog, through the real server (SDK and raw HTTP)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import httpx
+import pytest
+
+from service.client import APIError, Client
+from tests.service.conftest import ALICE, BOB, RLDOJO, Server, wait_for_condition
+
+
+def _raw(
+    server: Server, method: str, path: str, token: str | None = ALICE, **kw: object
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+
+
+def test_owners_see_and_touch_only_their_jobs(server: Server, alice: Client, bob: Client) -> None:
+    job = alice.submit({"algorithm": "q_learning", "stop": {"iterations": 5}})
+    wait_for_condition(lambda: alice.job(job["id"])["status"] == "SUCCEEDED", timeout=180)
+    assert job["id"] not in [j["id"] for j in bob.jobs()]
+    assert job["id"] in [j["id"] for j in alice.jobs()]
+    for method, path in [
+        ("GET", f"/v1/jobs/{job['id']}"),
+        ("POST", f"/v1/jobs/{job['id']}/stop"),
+        ("POST", f"/v1/jobs/{job['id']}/resume"),
+        ("DELETE", f"/v1/jobs/{job['id']}"),
+        ("GET", f"/v1/jobs/{job['id']}/metrics"),
+        ("GET", f"/v1/jobs/{job['id']}/logs"),
+        ("GET", f"/v1/jobs/{job['id']}/checkpoints"),
+        ("GET", f"/v1/jobs/{job['id']}/checkpoints/best/archive"),
+    ]:
+        assert _raw(server, method, path, BOB).status_code == 404, (method, path)
+    answer = _raw(server, "POST", "/v1/evaluations", BOB, json={"job_id": job["id"]})
+    assert answer.status_code == 404
+    evaluation = alice.evaluate(job["id"], episodes=2)
+    assert _raw(server, "GET", f"/v1/evaluations/{evaluation['id']}", BOB).status_code == 404
+    assert _raw(server, "GET", "/v1/jobs", None).status_code == 401
+    assert _raw(server, "GET", "/v1/jobs", "not-a-token").status_code == 401
+
+    # alice can delete her finished job and purge its files
+    alice.wait_evaluation(evaluation["id"], timeout=180)
+    alice.delete(job["id"], purge=True)
+    with pytest.raises(APIError) as missing:
+        alice.job(job["id"])
+    assert missing.value.status == 404
+
+
+def test_bad_input_gets_the_stated_answers(server: Server, alice: Client) -> None:
+    assert _raw(server, "GET", "/v1/jobs/doesnotexist").status_code == 404
+    assert _raw(server, "GET", "/v1/evaluations/doesnotexist").status_code == 404
+
+    bad = _raw(server, "POST", "/v1/jobs", json={"algorithm": "q_learning", "config": {"gamm": 1}})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "config", "gamm"]
+    wrong_type = _raw(
+        server, "POST", "/v1/jobs", json={"algorithm": "q_learning", "stop": {"iterations": "x"}}
+    )
+    assert wrong_type.status_code == 422
+    assert wrong_type.json()["detail"][0]["loc"][-2:] == ["stop", "iterations"]
+    assert _raw(server, "POST", "/v1/jobs", content=b"{not json").status_code == 422
+
+    big = {"algorithm": "q_learning", "env_config": {"pad": "x" * 70_000}}
+    assert _raw(server, "POST", "/v1/jobs", json=big).status_code == 413
+
+    job = alice.submit({"algorithm": "q_learning", "stop": {"iterations": 100_000}})
+    wait_for_condition(lambda: alice.checkpoints(job["id"]), timeout=180)
+    for sneaky in ("..%2F..%2Fspec.json", "..", "%2E%2E", "checkpoint_000000", "x-000000"):
+        path = f"/v1/jobs/{job['id']}/checkpoints/{sneaky}/archive"
+        assert _raw(server, "GET", path).status_code == 404, sneaky
+    deleted = _raw(server, "DELETE", f"/v1/jobs/{job['id']}")
+    assert deleted.status_code == 409  # refused while running
+    too_many = _raw(server, "POST", "/v1/evaluations", json={"job_id": job["id"], "episodes": 51})
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["loc"] == ["body", "episodes"]
+    assert alice.stop(job["id"])["status"] == "STOPPED"
+    assert _raw(server, "POST", f"/v1/jobs/{job['id']}/stop").status_code == 409
+    # a stopped job keeps its logs and checkpoints
+    assert alice.checkpoints(job["id"]) and alice.logs(job["id"])
+
+
+def test_catalog_cluster_and_metrics(server: Server, alice: Client) -> None:
+    algorithms = {a["name"]: a for a in alice.algorithms()}
+    q = algorithms["q_learning"]
+    assert set(q["default_config"]) == set(q["config_schema"]["properties"])
+    assert "rldojo/GridWorld-v0" in [e["id"] for e in alice.envs()]
+    cluster = alice.cluster()
+    assert cluster["resources"]["CPU"] == 2.0 and cluster["nodes"][0]["state"] == "ALIVE"
+    text = _raw(server, "GET", "/metrics").text
+    assert "rldojo_http_requests_total" in text and "rldojo_jobs" in text
+    assert "paths" in _raw(server, "GET", "/openapi.json").json()
+
+
+def test_public_bind_without_tokens_is_refused(tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLDOJO_")}
+    env["RLDOJO_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [RLDOJO, "serve", "--host", "0.0.0.0", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "refusing to bind to 0.0.0.0 without API tokens" in done.stderr

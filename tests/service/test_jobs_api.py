@@ -1,0 +1,111 @@
+"""The job life cycle through the real server and a real Ray: train, follow, pull, evaluate,
+stop/resume, and an API restart while a job runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from algorithms.common import metrics
+from service.client import Client
+from tests.service.conftest import ALICE, RLDOJO, Server, wait_for_condition
+
+GRID = "rldojo/GridWorld-v0"
+
+
+def _spec(iterations: int, **extra: object) -> dict[str, object]:
+    return {"algorithm": "q_learning", "env": GRID, "stop": {"iterations": iterations}, **extra}
+
+
+def test_train_follow_pull_and_evaluate(server: Server, alice: Client, tmp_path: Path) -> None:
+    job = alice.submit(_spec(15, seed=1))
+    assert job["status"] in ("PENDING", "RUNNING") and job["id"]
+
+    rows = list(alice.follow_metrics(job["id"]))  # ends when the job ends
+    assert [row[metrics.ITERATION] for row in rows] == list(range(1, 16))
+    final = alice.job(job["id"])
+    assert final["status"] == "SUCCEEDED"
+    assert final["latest_metrics"][metrics.ITERATION] == 15
+    assert final["best_trial"]["trial_id"] == rows[-1]["trial_id"]
+    assert final["best_trial"]["return_mean"] == rows[-1][metrics.EPISODE_RETURN_MEAN]
+    assert final["checkpoints"] == 2  # every 10 iterations and at the end
+
+    listed = alice.checkpoints(job["id"])
+    assert [c["iteration"] for c in listed] == [10, 15]
+    by_iteration = {row[metrics.ITERATION]: row for row in rows}
+    assert [c["return_mean"] for c in listed] == [
+        by_iteration[10][metrics.EPISODE_RETURN_MEAN],
+        by_iteration[15][metrics.EPISODE_RETURN_MEAN],
+    ]
+    assert all(c["id"] and c["env_steps"] > 0 for c in listed)
+
+    # the same list over raw HTTP, and a list endpoint is a JSON array
+    raw = httpx.get(
+        f"{server.url}/v1/jobs/{job['id']}/checkpoints",
+        headers={"Authorization": f"Bearer {ALICE}"},
+    )
+    assert raw.status_code == 200 and raw.json() == listed
+
+    folder = alice.download(job["id"], "best", tmp_path / "pulled")
+    assert folder.name == "checkpoint_000001" and (folder / "algorithm_state.pkl").is_file()
+
+    started = alice.evaluate(job["id"], "best", episodes=5, seed=3, video=True)
+    assert started["status"] == "PENDING" and started["checkpoint_id"] == listed[-1]["id"]
+    done = alice.wait_evaluation(started["id"], timeout=180)
+    assert done["status"] == "SUCCEEDED", done["message"]
+    assert done["return_mean"] == 100.0 and done["returns"] == [100.0] * 5
+    video = alice.video(done["id"], tmp_path / "eval.mp4")
+    assert video.stat().st_size > 1000
+
+    local = subprocess.run(
+        [RLDOJO, "evaluate", str(folder), "--episodes", "3", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    assert json.loads(local.stdout)["return_mean"] == 100.0
+
+    logs = alice.logs(job["id"])
+    assert "iter 15" in logs
+
+
+def test_stop_then_resume_continues_iterations(alice: Client) -> None:
+    spec = _spec(100_000, checkpoint={"every": 20, "keep": 2})
+    job = alice.submit(spec)
+    wait_for_condition(lambda: len(alice.checkpoints(job["id"])) >= 1, timeout=180)
+    stopped = alice.stop(job["id"])
+    assert stopped["status"] == "STOPPED"
+    saved = max(c["iteration"] for c in alice.checkpoints(job["id"]))
+    before = len(alice.metrics(job["id"]))
+
+    resumed = alice.resume(job["id"])
+    assert resumed["attempts"] == 2 and resumed["status"] in ("PENDING", "RUNNING")
+    rows = wait_for_condition(
+        lambda: (r := alice.metrics(job["id"]))[before + 5 :] and r, timeout=180
+    )
+    after = [row[metrics.ITERATION] for row in rows[before:]]
+    # the restored trial continues at the checkpoint's iteration, not at 1
+    assert after[0] == saved + 1
+    assert after == list(range(saved + 1, saved + 1 + len(after)))
+    assert alice.stop(job["id"])["status"] == "STOPPED"
+    assert "iter" in alice.logs(job["id"])  # both attempts' logs are kept
+
+
+def test_api_restart_while_a_job_runs(server: Server, alice: Client) -> None:
+    job = alice.submit(_spec(100_000, checkpoint={"every": 50, "keep": 1}))
+    wait_for_condition(lambda: alice.job(job["id"])["status"] == "RUNNING", timeout=180)
+    rows_before = len(alice.metrics(job["id"]))
+
+    server.restart()
+
+    with server.client(ALICE) as again:
+        record = again.job(job["id"])
+        assert record["status"] == "RUNNING"  # the Ray job outlived the API
+        assert record["spec"]["stop"]["iterations"] == 100_000  # the record survived
+        wait_for_condition(lambda: len(again.metrics(job["id"])) > rows_before + 5)
+        assert again.stop(job["id"])["status"] == "STOPPED"
+        assert [j["id"] for j in again.jobs("STOPPED")].count(job["id"]) == 1
