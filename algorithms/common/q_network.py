@@ -1,0 +1,151 @@
+"""The epsilon-greedy Q-network module shared by DQN and deep SARSA.
+
+- Vector observations: an MLP (the book's CartPole DQN: 4 -> 24 -> 24 -> 2, ReLU, He-uniform;
+  its deep SARSA: 15 -> 30 -> 30 -> 5).
+- Image observations `(S, H, W)` uint8: the Nature CNN of book 6.2, input scaled by 1/255:
+  Conv 32x8x8/4 -> Conv 64x4x4/2 -> Conv 64x3x3/1 -> Dense 512 -> one output per action
+  (ReLU everywhere, valid padding; 1.69M parameters for 84x84x4 and 3 actions).
+- `dueling=True` (beyond the book; Wang et al. 2016): the last layer splits into a state value
+  V(s) and advantages A(s, a), and Q(s, a) = V(s) + A(s, a) - mean_a A(s, a) per sample.
+
+`EpsilonGreedyQModule` acts greedily in `forward_inference` (evaluation) and epsilon-greedily in
+`forward_exploration`, with `self.epsilon` set by the EnvRunner before each rollout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import QNetAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from torch import nn
+
+Q_VALUES = "q_values"  # (B, A) online-network action values
+
+
+def _init(module: nn.Module, scheme: str) -> None:
+    """Initialize linear and conv layers: "he_uniform" (book 5.2 v1), "glorot_uniform" (Keras's
+    default, book 6.2) or "torch" (PyTorch's default, left untouched). Biases start at 0."""
+    if scheme == "torch":
+        return
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            if scheme == "he_uniform":
+                nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+            elif scheme == "glorot_uniform":
+                nn.init.xavier_uniform_(layer.weight)
+            else:
+                raise ValueError(f"init={scheme!r}: use 'he_uniform', 'glorot_uniform' or 'torch'")
+            nn.init.zeros_(layer.bias)
+
+
+class QNetwork(nn.Module):
+    """Observation -> Q(s, .): Nature CNN or MLP torso, plain or dueling head."""
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        *,
+        hidden_sizes: list[int],
+        activation: str = "relu",
+        dueling: bool = False,
+        init: str = "he_uniform",
+    ) -> None:
+        super().__init__()
+        act: type[nn.Module] = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+        self.is_image = len(obs_shape) == 3
+        if self.is_image:
+            channels, height, width = obs_shape
+            conv = nn.Sequential(
+                nn.Conv2d(channels, 32, 8, stride=4),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, stride=1),
+                nn.ReLU(),
+                nn.Flatten(),
+            )
+            with torch.no_grad():
+                flat = conv(torch.zeros(1, channels, height, width)).shape[1]  # 3136 for 84x84
+            layers: list[nn.Module] = [conv]
+            width_in = flat
+        else:
+            layers = [nn.Flatten()]
+            width_in = math.prod(obs_shape)
+        for size in hidden_sizes:
+            layers += [nn.Linear(width_in, size), act()]
+            width_in = size
+        self.torso = nn.Sequential(*layers)
+        self.dueling = dueling
+        self.advantage = nn.Linear(width_in, num_actions)  # the Q head when not dueling
+        self.value = nn.Linear(width_in, 1) if dueling else None
+        _init(self, init)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float()
+        if self.is_image:
+            x = x / 255.0  # uint8 frames -> [0, 1], as the book feeds them
+        features = self.torso(x)  # (B, F)
+        advantages = self.advantage(features)  # (B, A)
+        if self.value is None:
+            return advantages
+        # Q = V + A - mean_a A, per sample (the book's A.1 variant averaged over the whole batch).
+        return self.value(features) + advantages - advantages.mean(dim=1, keepdim=True)
+
+
+class EpsilonGreedyQModule(TorchRLModule, QNetAPI):
+    """A Q-network that acts greedily for inference and epsilon-greedily for exploration.
+
+    `model_config` keys: hidden_sizes (list[int]; default [512] after the CNN for images,
+    [24, 24] for vectors), activation ("relu" | "tanh"), dueling (bool), init ("he_uniform" |
+    "glorot_uniform" | "torch"), epsilon (the exploration rate until an EnvRunner sets it).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> module = EpsilonGreedyQModule(
+        ...     observation_space=gym.spaces.Box(-1, 1, (4,)), action_space=gym.spaces.Discrete(2),
+        ...     model_config={"hidden_sizes": [24, 24]})
+        >>> module.forward_inference({"obs": torch.zeros(3, 4)})["actions"].shape
+        torch.Size([3])
+    """
+
+    def setup(self) -> None:
+        config = self.model_config or {}
+        obs_shape = tuple(self.observation_space.shape)  # type: ignore[union-attr]
+        default_hidden = [512] if len(obs_shape) == 3 else [24, 24]
+        self.q_net = QNetwork(
+            obs_shape,
+            int(self.action_space.n),  # type: ignore[union-attr]
+            hidden_sizes=list(config.get("hidden_sizes", default_hidden)),
+            activation=config.get("activation", "relu"),
+            dueling=bool(config.get("dueling", False)),
+            init=config.get("init", "he_uniform"),
+        )
+        self.epsilon = float(config.get("epsilon", 0.0))
+
+    def compute_q_values(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {Q_VALUES: self.q_net(batch[Columns.OBS])}
+
+    @torch.no_grad()
+    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        q_values = self.q_net(batch[Columns.OBS])
+        return {Columns.ACTIONS: q_values.argmax(dim=1)}
+
+    @torch.no_grad()
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        obs = batch[Columns.OBS]
+        size = obs.shape[0]
+        explore = np.random.random(size) < self.epsilon
+        actions = np.random.randint(int(self.action_space.n), size=size)  # type: ignore[union-attr]
+        if not explore.all():  # skip the network when every action is random (the warm-up)
+            greedy = self.q_net(obs).argmax(dim=1).cpu().numpy()
+            actions = np.where(explore, actions, greedy)
+        return {Columns.ACTIONS: torch.as_tensor(actions)}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self.compute_q_values(batch)

@@ -1,0 +1,522 @@
+"""Deep Q-network (book sections 5.2 CartPole and 6.2 Breakout; Mnih et al. 2015).
+
+    act epsilon-greedily, store (s, a, r, s', done) in a replay memory, and after a warm-up take
+    one gradient step per env step on a uniform minibatch towards
+    y = r + gamma * (1 - done) * max_a' Q_target(s', a'); copy Q into Q_target periodically.
+
+rldojo's DQN is the book's by default, with the replay memory in a shared Ray actor
+(`algorithms/common/replay.py`): EnvRunners push their transitions to it, the learner samples
+from it, and the driver only tells them when. `preset` picks the book's settings:
+
+- "book_cartpole" (book 5.2): MLP 24-24 He-uniform, MSE, Adam 1e-3, replay 2,000, warm-up
+  1,000, batch 64, target copy at every episode end, epsilon x0.999 per step down to 0.01.
+- "book_breakout" (book 6.2, v2): Nature CNN, Huber, Adam 1e-4 with norm clip 10, replay
+  100,000, warm-up 50,000, batch 32, target copy every 10,000 steps, epsilon 1.0 -> 0.02 over
+  1M steps, a lost life is terminal for the targets.
+- "tuned_cartpole" (not the book): double Q, dueling head, 3-step returns, 128-128 MLP, replay
+  50,000, fewer updates per step; see bench/dqn_cartpole.py for what it reaches.
+- "auto" (the default): "book_breakout" for Atari env ids, otherwise "book_cartpole".
+
+Beyond the book (all off in the book presets): `double_q`, `dueling`, `n_step`,
+`prioritized_replay`, sharded replay (`replay_shards`), several EnvRunners and learners, GPUs.
+
+Deviations from the book, and why:
+- The target copy and the epsilon decay are counted in env steps after the warm-up; the
+  updates are batched per rollout fragment (`rollout_fragment_length` steps, then as many
+  gradient steps), not interleaved one by one.
+- A time-limit truncation bootstraps from the last observation; the book treats CartPole's
+  500-step cut as terminal (book section 8, item 6). The book's CartPole reward shaping (-100
+  on failure) is not applied: DQN learns on the environment's own reward.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import ray
+import torch
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES_LIFETIME,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+import envs
+from algorithms.common.replay import Replay, ReplayEnvRunner
+from algorithms.common.schedules import EpsilonSchedule
+from algorithms.dqn_learner import DQNTorchLearner
+from algorithms.dqn_rl_module import DQNTorchRLModule
+
+logger = logging.getLogger(__name__)
+
+TARGET_UPDATE_TIMER = "target_network_update"
+EPSILON = "epsilon"
+REPLAY_SIZE = "replay_size"
+
+Preset = Literal["auto", "book_cartpole", "book_breakout", "tuned_cartpole"]
+ATARI_ENV_IDS = ("rldojo/Breakout-v0", "rldojo/Atari-v0")
+
+# ---- the named presets -----------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "book_cartpole": {  # book 5.2
+        "gamma": 0.99,
+        "lr": 1e-3,
+        "train_batch_size_per_learner": 64,
+        "replay_capacity": 2_000,
+        "learning_starts": 1_000,
+        "updates_per_env_step": 1.0,
+        "target_update_freq": 0,
+        "loss": "mse",
+        "optimizer": "adam",
+        "optimizer_epsilon": 1e-7,
+        "grad_clip": None,
+        "epsilon_initial": 1.0,
+        "epsilon_final": 0.01,
+        "epsilon_decay": "exponential",
+        "epsilon_decay_factor": 0.999,
+        "epsilon_decay_steps": 0,
+        "hidden_sizes": [24, 24],
+        "activation": "relu",
+        "init": "he_uniform",
+        "double_q": False,
+        "dueling": False,
+        "n_step": 1,
+        "prioritized_replay": False,
+        "life_loss_terminal": False,
+        "rollout_fragment_length": 4,
+        "num_envs_per_env_runner": 1,
+    },
+    "book_breakout": {  # book 6.2, revised edition (v2)
+        "gamma": 0.99,
+        "lr": 1e-4,
+        "train_batch_size_per_learner": 32,
+        "replay_capacity": 100_000,
+        "learning_starts": 50_000,
+        "updates_per_env_step": 1.0,
+        "target_update_freq": 10_000,
+        "loss": "huber",
+        "optimizer": "adam",
+        "optimizer_epsilon": 1e-7,
+        "grad_clip": 10.0,
+        "epsilon_initial": 1.0,
+        "epsilon_final": 0.02,
+        "epsilon_decay": "linear",
+        "epsilon_decay_factor": 1.0,
+        "epsilon_decay_steps": 1_000_000,
+        "hidden_sizes": [512],
+        "activation": "relu",
+        "init": "glorot_uniform",
+        "double_q": False,
+        "dueling": False,
+        "n_step": 1,
+        "prioritized_replay": False,
+        "life_loss_terminal": True,
+        "rollout_fragment_length": 4,
+        "num_envs_per_env_runner": 1,
+    },
+}
+PRESETS["tuned_cartpole"] = {
+    **PRESETS["book_cartpole"],
+    "lr": 1e-3,
+    "train_batch_size_per_learner": 64,
+    "replay_capacity": 50_000,
+    "learning_starts": 1_000,
+    "updates_per_env_step": 0.5,
+    "target_update_freq": 500,
+    "loss": "huber",
+    "grad_clip": 10.0,
+    "epsilon_decay": "linear",
+    "epsilon_final": 0.02,
+    "epsilon_decay_steps": 10_000,
+    "hidden_sizes": [128, 128],
+    "double_q": True,
+    "dueling": True,
+    "n_step": 3,
+    "rollout_fragment_length": 16,
+}
+
+
+def preset_for_env(env_id: Any) -> str:
+    """The book preset that fits an env id: Breakout's for ALE games, CartPole's otherwise."""
+    name = env_id if isinstance(env_id, str) else ""
+    return "book_breakout" if name in ATARI_ENV_IDS or name.startswith("ALE/") else "book_cartpole"
+
+
+def learner_gpus(cluster_resources: dict[str, float] | None = None) -> int:
+    """1 GPU per learner when the cluster has one, else 0 (CPU learners, same code path).
+
+    Args:
+        cluster_resources: `ray.cluster_resources()`; read from Ray (or, before Ray starts,
+            from this machine's CUDA devices) when None.
+    """
+    if cluster_resources is None:
+        if ray.is_initialized():
+            cluster_resources = ray.cluster_resources()
+        else:
+            cluster_resources = {"GPU": float(torch.cuda.device_count())}
+    return 1 if cluster_resources.get("GPU", 0) >= 1 else 0
+
+
+# ---- the config ------------------------------------------------------------------------------
+
+
+class DQNConfig(AlgorithmConfig):
+    """DQN's settings; the defaults are the book's CartPole DQN (section 5.2).
+
+    Example:
+        >>> config = DQNConfig().environment("CartPole-v1").training(double_q=True)
+        >>> config.replay_capacity, config.double_q
+        (2000, True)
+        >>> DQNConfig().environment("rldojo/Breakout-v0").learning_starts
+        50000
+    """
+
+    def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
+        super().__init__(algo_class=algo_class or DQN)
+        self.preset: str = "auto"  # book settings by env: see the module docstring's table
+        self.gamma = 0.99  # discount factor (book 0.99)
+        self.lr = 1e-3  # learning rate (book 5.2: Adam 1e-3; 6.2: 1e-4)
+        self.train_batch_size_per_learner = 64  # minibatch size (book 5.2: 64; 6.2: 32)
+        self.replay_capacity = 2_000  # transitions kept (book 5.2: 2,000; 6.2: 100,000)
+        self.replay_shards = 1  # replay actors the capacity is split over
+        self.learning_starts = 1_000  # env steps before the first update (book 5.2: 1,000)
+        self.updates_per_env_step = 1.0  # gradient steps per env step (book: 1)
+        self.target_update_freq = 0  # env steps between target copies; 0 = every episode end
+        self.loss: str = "mse"  # "mse" (book 5.2) or "huber" (book 6.2)
+        self.optimizer: str = "adam"  # "adam" (book 5.2, 6.2 v2) or "rmsprop" (6.2 v1)
+        self.optimizer_epsilon = 1e-7  # Adam/RMSprop epsilon (Keras's Adam default 1e-7)
+        self.grad_clip = None  # global-norm gradient clip (book 6.2 v2: 10)
+        self.epsilon_initial = 1.0  # exploration rate at the end of the warm-up
+        self.epsilon_final = 0.01  # exploration floor (book 5.2: 0.01; 6.2: 0.02)
+        self.epsilon_decay: str = "exponential"  # "exponential" (5.2) or "linear" (6.2)
+        self.epsilon_decay_factor = 0.999  # per-step factor of the exponential decay (5.2)
+        self.epsilon_decay_steps = 0  # steps of the linear decay (6.2: 1,000,000)
+        self.hidden_sizes = [24, 24]  # MLP hidden layers (images: the CNN, then these)
+        self.activation: str = "relu"  # hidden activation of the MLP
+        self.init: str = "he_uniform"  # weight init: he_uniform (5.2), glorot_uniform (6.2)
+        self.double_q = False  # choose a' with the online net (beyond the book)
+        self.dueling = False  # V + A - mean(A) head (beyond the book)
+        self.n_step = 1  # n-step returns (beyond the book)
+        self.prioritized_replay = False  # proportional prioritized replay (beyond the book)
+        self.prioritized_replay_alpha = 0.6  # priority exponent
+        self.prioritized_replay_beta = 0.4  # importance-weight exponent
+        self.life_loss_terminal = False  # a lost life ends the targets' bootstrap (6.2: True)
+        self.checkpoint_replay = True  # save the replay memory's contents in checkpoints
+        self.num_gpus_per_learner = "auto"  # type: ignore[assignment]  # 1 with a GPU, else 0
+        self.num_env_runners = 1  # EnvRunner processes; they push to the replay actor
+        self.rollout_fragment_length = 4  # env steps per env and iteration step
+        self.min_sample_timesteps_per_iteration = 1000  # env steps per reported iteration
+        self.env_runner_cls = ReplayEnvRunner
+        self.evaluation(evaluation_config=AlgorithmConfig.overrides(explore=False))
+        self._explicit: set[str] = set()  # keys set by the user, which presets leave alone
+
+    def environment(self, env: Any = NotProvided, **kwargs: Any) -> Self:  # type: ignore[override]
+        """RLlib's `environment()`; with `preset="auto"` it also applies the env's book preset."""
+        super().environment(env, **kwargs)
+        if env is not NotProvided and self.preset == "auto":
+            self._apply_preset(preset_for_env(env))
+        return self
+
+    def _apply_preset(self, name: str) -> None:
+        for key, value in PRESETS[name].items():
+            if key in self._explicit:
+                continue
+            if key in ("rollout_fragment_length", "num_envs_per_env_runner"):
+                self.env_runners(**{key: value})
+            else:
+                setattr(self, key, list(value) if isinstance(value, list) else value)
+
+    def training(  # type: ignore[override]
+        self,
+        *,
+        preset: Preset | None = None,
+        gamma: float | None = None,
+        lr: float | None = None,
+        train_batch_size_per_learner: int | None = None,
+        replay_capacity: int | None = None,
+        replay_shards: int | None = None,
+        learning_starts: int | None = None,
+        updates_per_env_step: float | None = None,
+        target_update_freq: int | None = None,
+        loss: Literal["huber", "mse"] | None = None,
+        optimizer: Literal["adam", "rmsprop"] | None = None,
+        optimizer_epsilon: float | None = None,
+        grad_clip: float | None = None,
+        epsilon_initial: float | None = None,
+        epsilon_final: float | None = None,
+        epsilon_decay: Literal["linear", "exponential"] | None = None,
+        epsilon_decay_factor: float | None = None,
+        epsilon_decay_steps: int | None = None,
+        hidden_sizes: list[int] | None = None,
+        activation: Literal["relu", "tanh"] | None = None,
+        init: Literal["he_uniform", "glorot_uniform", "torch"] | None = None,
+        double_q: bool | None = None,
+        dueling: bool | None = None,
+        n_step: int | None = None,
+        prioritized_replay: bool | None = None,
+        prioritized_replay_alpha: float | None = None,
+        prioritized_replay_beta: float | None = None,
+        life_loss_terminal: bool | None = None,
+        checkpoint_replay: bool | None = None,
+        rollout_fragment_length: int | None = None,
+        num_envs_per_env_runner: int | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Sets DQN's hyperparameters; a `preset` is applied first, then the other values.
+
+        Args:
+            preset: Named settings: auto, book_cartpole, book_breakout or tuned_cartpole.
+            gamma: Discount factor of future rewards.
+            lr: Learning rate of the optimizer.
+            train_batch_size_per_learner: Transitions per minibatch and gradient step.
+            replay_capacity: Transitions the replay memory keeps (oldest dropped first).
+            replay_shards: Number of replay actors the capacity is split over.
+            learning_starts: Env steps sampled before the first gradient step (the warm-up).
+            updates_per_env_step: Gradient steps per env step sampled after the warm-up.
+            target_update_freq: Env steps between target-network copies; 0 copies at episode ends.
+            loss: TD loss: huber (book 6.2) or mse (book 5.2).
+            optimizer: adam or rmsprop (RMSprop with rho 0.9, as in book 6.2 v1).
+            optimizer_epsilon: The optimizer's epsilon (numerical stability term).
+            grad_clip: Clip the gradients' global norm to this value (None: no clipping).
+            epsilon_initial: Exploration rate until the warm-up ends.
+            epsilon_final: Lowest exploration rate.
+            epsilon_decay: Shape of the decay after the warm-up: linear or exponential.
+            epsilon_decay_factor: Per-step multiplier of the exponential decay.
+            epsilon_decay_steps: Steps from initial to final of the linear decay.
+            hidden_sizes: Hidden layer widths (after the CNN for image observations).
+            activation: Hidden activation of the MLP: relu or tanh.
+            init: Weight initialisation: he_uniform, glorot_uniform or torch.
+            double_q: Choose the next action with the online net, value it with the target net.
+            dueling: Split the head into state value and advantages.
+            n_step: Steps summed in the return before bootstrapping.
+            prioritized_replay: Sample transitions in proportion to their TD error.
+            prioritized_replay_alpha: How strongly priorities shape sampling (0 is uniform).
+            prioritized_replay_beta: Importance-weight correction exponent.
+            life_loss_terminal: Treat an Atari life loss as terminal for the targets.
+            checkpoint_replay: Save the replay memory's contents with each checkpoint.
+            rollout_fragment_length: Env steps per env between learning phases.
+            num_envs_per_env_runner: Environments stepped together by each EnvRunner.
+
+        Returns:
+            This config.
+        """
+        # The keyword arguments given (not None), read before any local variable is made.
+        skip = ("self", "kwargs", "preset", "__class__")
+        given = {k: v for k, v in locals().items() if k not in skip and v is not None}
+        super().training(**kwargs)
+        if preset is not None:
+            self.preset = preset
+            if preset != "auto":
+                self._apply_preset(preset)
+        for key, value in given.items():
+            self._explicit.add(key)
+            if key in ("rollout_fragment_length", "num_envs_per_env_runner"):
+                self.env_runners(**{key: value})
+            else:
+                setattr(self, key, value)
+        return self
+
+    def validate(self) -> None:
+        if self.num_gpus_per_learner == "auto":
+            self.num_gpus_per_learner = learner_gpus()
+        super().validate()
+        checks = {
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "lr": self.lr > 0,
+            "train_batch_size_per_learner": self.train_batch_size_per_learner >= 1,
+            "replay_capacity": self.replay_capacity >= self.train_batch_size_per_learner,
+            "replay_shards": 1 <= self.replay_shards <= self.replay_capacity,
+            "learning_starts": self.learning_starts >= 0,
+            "updates_per_env_step": self.updates_per_env_step > 0,
+            "target_update_freq": self.target_update_freq >= 0,
+            "n_step": self.n_step >= 1,
+            "prioritized_replay_alpha": self.prioritized_replay_alpha >= 0,
+            "prioritized_replay_beta": self.prioritized_replay_beta >= 0,
+            "hidden_sizes": all(size >= 1 for size in self.hidden_sizes),
+            "loss": self.loss in ("huber", "mse"),
+            "optimizer": self.optimizer in ("adam", "rmsprop"),
+            "preset": self.preset in ("auto", *PRESETS),
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{key}={getattr(self, key)!r} is out of range")
+        self.epsilon_schedule()  # raises a ValueError naming bad epsilon settings
+
+    def epsilon_schedule(self) -> EpsilonSchedule:
+        """Exploration as a function of env steps; decay starts when the warm-up ends."""
+        return EpsilonSchedule(
+            initial=self.epsilon_initial,
+            final=self.epsilon_final,
+            shape=self.epsilon_decay,  # type: ignore[arg-type]
+            decay_steps=self.epsilon_decay_steps,
+            factor=self.epsilon_decay_factor,
+            start=self.learning_starts,
+        )
+
+    def get_default_learner_class(self) -> type:
+        return DQNTorchLearner
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        return RLModuleSpec(
+            module_class=DQNTorchRLModule,
+            model_config={
+                "hidden_sizes": list(self.hidden_sizes),
+                "activation": self.activation,
+                "dueling": self.dueling,
+                "init": self.init,
+                "epsilon": self.epsilon_initial,
+            },
+        )
+
+
+# ---- the algorithm ---------------------------------------------------------------------------
+
+
+class DQN(Algorithm):
+    """DQN with a replay actor that EnvRunners write to and learners read from."""
+
+    config: DQNConfig
+
+    @classmethod
+    def get_default_config(cls) -> DQNConfig:
+        return DQNConfig()
+
+    def setup(self, config: AlgorithmConfig) -> None:
+        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        super().setup(config)
+        self.replay = Replay.create(
+            num_shards=self.config.replay_shards,
+            capacity=self.config.replay_capacity,
+            seed=self.config.seed,
+            n_step=self.config.n_step,
+            gamma=self.config.gamma,
+            prioritized=self.config.prioritized_replay,
+            alpha=self.config.prioritized_replay_alpha,
+        )
+        self.epsilon = self.config.epsilon_schedule()
+        self.counters = {"update_credit": 0.0, "target_at_steps": 0, "target_at_episodes": 0}
+        self._replay_sizes: dict[int, int] = {}
+
+    def training_step(self) -> None:
+        """One iteration step of the book's DQN loop:
+
+        - every EnvRunner acts epsilon-greedily for one rollout fragment and pushes its
+          transitions straight into the replay memory;
+        - after the warm-up, the learner takes `updates_per_env_step` gradient steps per env
+          step sampled, each on a minibatch it draws from the replay memory itself;
+        - the target network is overwritten with the online one every `target_update_freq`
+          env steps (or at every episode end when 0);
+        - the new weights go to the EnvRunners.
+        """
+        steps_before = self._env_steps()
+        epsilon = self.epsilon.value(steps_before)
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            self._sample_to_replay(epsilon)
+        steps = self._env_steps()
+        self.metrics.log_value(EPSILON, epsilon, window=1)
+        self.metrics.log_value(REPLAY_SIZE, sum(self._replay_sizes.values()), window=1)
+        if steps < self.config.learning_starts:
+            return
+        self.counters["update_credit"] += (steps - steps_before) * self.config.updates_per_env_step
+        num_updates = int(self.counters["update_credit"])
+        if num_updates == 0:
+            return
+        self.counters["update_credit"] -= num_updates
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            results = self.learner_group.foreach_learner(
+                lambda learner, replay=self.replay, n=num_updates, t=steps: (
+                    learner.learn_from_replay(
+                        replay, num_updates=n, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: t}
+                    )
+                )
+            )
+        self.metrics.aggregate([result.get() for result in results], key=LEARNER_RESULTS)
+        if self._target_update_due(steps):
+            with self.metrics.log_time((TIMERS, TARGET_UPDATE_TIMER)):
+                self.learner_group.foreach_learner(lambda learner: learner.update_target())
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, inference_only=True
+            )
+
+    # ---- helpers of training_step ----------------------------------------------------------
+
+    def _env_steps(self) -> int:
+        return int(
+            self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        )
+
+    def _sample_to_replay(self, epsilon: float) -> None:
+        """Each EnvRunner samples a fragment and adds it to the replay; only metrics come back."""
+        replay, life_loss = self.replay, self.config.life_loss_terminal
+        returned = self.env_runner_group.foreach_env_runner(
+            lambda runner: runner.sample_to_replay(
+                replay, epsilon=epsilon, life_loss_terminal=life_loss
+            ),
+            local_env_runner=self.env_runner_group.num_remote_workers() <= 0,
+        )
+        self.metrics.aggregate([metrics for metrics, _ in returned], key=ENV_RUNNER_RESULTS)
+        for _, sizes in returned:
+            self._replay_sizes.update(sizes)
+
+    def _target_update_due(self, steps: int) -> bool:
+        """Book 6.2: every `target_update_freq` env steps; book 5.2 (freq 0): at episode ends."""
+        if self.config.target_update_freq > 0:
+            if steps - self.counters["target_at_steps"] < self.config.target_update_freq:
+                return False
+            self.counters["target_at_steps"] = steps
+            return True
+        episodes = int(self.metrics.peek((ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME), default=0))
+        if episodes == self.counters["target_at_episodes"]:
+            return False
+        self.counters["target_at_episodes"] = episodes
+        return True
+
+    # ---- checkpoints: the replay memory's contents go with the algorithm's state -----------
+
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        state["dqn_counters"] = dict(self.counters)
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if "dqn_counters" in state:
+            self.counters.update(state["dqn_counters"])
+
+    def save_to_path(self, path: Any = None, **kwargs: Any) -> str:
+        saved = super().save_to_path(path, **kwargs)
+        if self.config.checkpoint_replay:
+            if kwargs.get("filesystem") is not None:
+                logger.warning("the replay memory is saved to local paths only; skipped")
+            else:
+                directory = Path(saved) / "replay"
+                directory.mkdir(parents=True, exist_ok=True)
+                self.replay.save(str(directory))
+        return saved
+
+    def restore_from_path(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        super().restore_from_path(path, *args, **kwargs)
+        directory = Path(path) / "replay"
+        if directory.is_dir() and self.config.checkpoint_replay:
+            self.replay.restore(str(directory))
+
+    def replay_stats(self) -> dict[str, float]:
+        """Size and memory use of the replay memory, summed over its shards."""
+        return self.replay.stats()
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        if hasattr(self, "replay"):
+            self.replay.kill()

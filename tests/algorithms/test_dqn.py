@@ -1,0 +1,182 @@
+"""DQN (book 5.2, 6.2): the loss by hand, config and presets, real iterations, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core import DEFAULT_MODULE_ID
+
+import algorithms
+from algorithms.common import metrics
+from algorithms.dqn import PRESETS, DQNConfig, learner_gpus
+from algorithms.dqn_learner import QF_LOSS, UPDATES_PER_SECOND, dqn_loss
+
+# Three transitions: Q(s, .) of the online net, Q_target(s', .), and what the batch holds.
+Q = torch.tensor([[2.0, 5.0], [1.0, 3.0], [0.0, -1.0]], requires_grad=True)
+Q_NEXT_TARGET = torch.tensor([[1.0, 2.0], [3.0, 0.0], [7.0, 7.0]])
+BATCH = {
+    "actions": torch.tensor([0, 1, 0]),
+    "rewards": torch.tensor([1.0, 0.0, 2.0]),
+    "discounts": torch.tensor([0.9, 0.9, 0.0]),  # the third transition is terminal
+    "weights": torch.ones(3),
+}
+
+
+def test_loss_by_hand() -> None:
+    # y = r + discount * max Q_target(s') = (1 + 0.9*2, 0 + 0.9*3, 2) = (2.8, 2.7, 2.0)
+    # Q(s, a) = (2, 3, 0), so the TD errors are (0.8, -0.3, 2.0).
+    loss, td = dqn_loss(Q, Q_NEXT_TARGET, BATCH, kind="huber")
+    torch.testing.assert_close(td, torch.tensor([0.8, -0.3, 2.0]))
+    # Huber: 0.5*0.64, 0.5*0.09, 2.0 - 0.5 -> mean(0.32, 0.045, 1.5)
+    assert loss.item() == pytest.approx((0.32 + 0.045 + 1.5) / 3, abs=1e-6)
+    mse, _ = dqn_loss(Q, Q_NEXT_TARGET, BATCH, kind="mse")
+    assert mse.item() == pytest.approx((0.64 + 0.09 + 4.0) / 3, abs=1e-6)
+    # The gradient reaches only the taken actions' Q values: d huber / d Q(s, a) = -clip(td).
+    loss.backward()
+    torch.testing.assert_close(Q.grad, torch.tensor([[-0.8, 0.0], [0.0, 0.3], [-1.0, 0.0]]) / 3)
+
+
+def test_loss_by_hand_double_q_and_importance_weights() -> None:
+    # The online net prefers a' = (0, 1, 1) in s'; the target net values them (1, 0, 7).
+    q_next_online = torch.tensor([[9.0, 0.0], [0.0, 9.0], [0.0, 9.0]])
+    _, td = dqn_loss(Q, Q_NEXT_TARGET, BATCH, kind="mse", q_next_online=q_next_online)
+    # y = (1 + 0.9*1, 0 + 0.9*0, 2) = (1.9, 0, 2) -> td = (-0.1, -3, 2)
+    torch.testing.assert_close(td, torch.tensor([-0.1, -3.0, 2.0]))
+    weighted = {**BATCH, "weights": torch.tensor([1.0, 0.5, 0.0])}
+    loss, _ = dqn_loss(Q, Q_NEXT_TARGET, weighted, kind="mse")
+    assert loss.item() == pytest.approx((0.64 + 0.5 * 0.09 + 0.0) / 3, abs=1e-6)
+
+
+def test_config_defaults_presets_and_validation() -> None:
+    config = DQNConfig()
+    book = PRESETS["book_cartpole"]
+    assert (
+        config.replay_capacity,
+        config.learning_starts,
+        config.train_batch_size_per_learner,
+    ) == (
+        book["replay_capacity"],
+        book["learning_starts"],
+        book["train_batch_size_per_learner"],
+    )
+    assert (config.loss, config.hidden_sizes, config.target_update_freq) == ("mse", [24, 24], 0)
+    # "auto" picks the book's Breakout settings for Atari ids; values the user set stay, in
+    # whichever order the two calls come.
+    atari = DQNConfig().training(lr=3e-4).environment("rldojo/Breakout-v0")
+    assert (atari.lr, atari.replay_capacity, atari.learning_starts, atari.loss) == (
+        3e-4,
+        100_000,
+        50_000,
+        "huber",
+    )
+    assert atari.life_loss_terminal and atari.grad_clip == 10.0
+    tuned = DQNConfig().environment("CartPole-v1").training(preset="tuned_cartpole", n_step=5)
+    assert (tuned.double_q, tuned.dueling, tuned.n_step) == (True, True, 5)
+    # The resolved config survives Tune's dict round trip.
+    again = DQNConfig().update_from_dict(atari.to_dict())
+    assert (again.lr, again.learning_starts, again.preset) == (3e-4, 50_000, "auto")
+    for bad, message in (
+        ({"n_step": 0}, "n_step=0"),
+        ({"replay_capacity": 10}, "replay_capacity=10"),
+        ({"epsilon_final": 0.5, "epsilon_initial": 0.1}, "final"),
+        ({"loss": "l1"}, "loss='l1'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            DQNConfig().environment("CartPole-v1").training(**bad).validate()
+    found = algorithms.hyperparameters("dqn")
+    assert {
+        "preset",
+        "double_q",
+        "dueling",
+        "n_step",
+        "prioritized_replay",
+        "replay_shards",
+    } <= set(found)
+    assert all(h.description for h in found.values())
+    assert found["replay_capacity"].default == 2_000
+
+
+def test_learner_gpu_placement() -> None:
+    assert learner_gpus({"CPU": 16.0, "GPU": 1.0}) == 1
+    assert learner_gpus({"CPU": 2.0}) == 0
+    assert learner_gpus({"CPU": 2.0, "GPU": 0.5}) == 0
+    explicit = DQNConfig().environment("CartPole-v1").learners(num_gpus_per_learner=0)
+    explicit.validate()
+    assert explicit.num_gpus_per_learner == 0
+
+
+def _cartpole(**training: object) -> DQNConfig:
+    return (
+        DQNConfig()
+        .environment("CartPole-v1")
+        .training(learning_starts=100, **training)  # type: ignore[arg-type]
+        .reporting(min_sample_timesteps_per_iteration=200)
+        .debugging(seed=0)
+    )
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_one_iteration_on_cartpole_and_checkpoint_round_trip(tmp_path) -> None:
+    config = _cartpole(double_q=True, dueling=True, n_step=3, prioritized_replay=True)
+    config.validate()
+    assert config.num_gpus_per_learner == 0  # the test cluster has no GPU: CPU learner
+    algo = config.build_algo()
+    try:
+        result = metrics.flatten(algo.train())
+        assert all(key in result for key in metrics.REQUIRED)
+        assert result[metrics.ENV_STEPS] >= 200
+        assert np.isfinite(result[f"{metrics.LEARNER}/{QF_LOSS}"])
+        assert result[f"{metrics.LEARNER}/{UPDATES_PER_SECOND}"] > 0
+        assert "timers/learner_update_timer" in result and "timers/target_network_update" in result
+        assert result["replay_size"] == algo.replay_stats()["size"] > 0
+        obs = torch.tensor(np.random.default_rng(0).normal(size=(5, 4)), dtype=torch.float32)
+        q_before = algo.get_module(DEFAULT_MODULE_ID).compute_q_values({"obs": obs})["q_values"]
+        replay_before = algo.replay_stats()
+        algo.save_to_path(str(tmp_path))
+    finally:
+        algo.stop()
+    assert (tmp_path / "replay" / "shard_0.npz").is_file()
+    restored = Algorithm.from_checkpoint(str(tmp_path))
+    try:
+        q_after = restored.get_module(DEFAULT_MODULE_ID).compute_q_values({"obs": obs})["q_values"]
+        torch.testing.assert_close(q_before, q_after)
+        assert restored.replay_stats()["size"] == replay_before["size"]  # type: ignore[attr-defined]
+        # It trains on from where it stopped, starting from the restored replay memory.
+        steps = metrics.flatten(restored.train())[metrics.ENV_STEPS]
+        assert steps >= result[metrics.ENV_STEPS] + 200
+    finally:
+        restored.stop()
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_one_iteration_on_breakout_with_a_small_replay() -> None:
+    config = (
+        DQNConfig()
+        # A life loss ends the episode, so a 150-step iteration finishes some and reports returns.
+        .environment("rldojo/Breakout-v0", env_config={"terminal_on_life_loss": True})
+        .training(
+            replay_capacity=500,
+            learning_starts=64,
+            train_batch_size_per_learner=8,
+            updates_per_env_step=0.25,
+            target_update_freq=50,
+        )
+        .reporting(min_sample_timesteps_per_iteration=150)
+        .debugging(seed=0)
+    )
+    algo = config.build_algo()
+    try:
+        result = metrics.flatten(algo.train())
+        assert all(key in result for key in metrics.REQUIRED)
+        assert np.isfinite(result[f"{metrics.LEARNER}/{QF_LOSS}"])
+        stats = algo.replay_stats()
+        assert stats["size"] >= 100
+        # Frames are stored once: about one 84x84 frame per env step, not four.
+        assert stats["frames_written"] <= stats["added"] + 4 * (result[metrics.EPISODES] + 1)
+        module = algo.get_module(DEFAULT_MODULE_ID)
+        obs = torch.zeros(2, 4, 84, 84, dtype=torch.uint8)
+        assert module.forward_inference({"obs": obs})["actions"].shape == (2,)
+    finally:
+        algo.stop()
