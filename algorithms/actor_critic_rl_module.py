@@ -82,24 +82,25 @@ class ActorCriticTorchRLModule(TorchRLModule, ValueFunctionAPI):
     """
 
     def setup(self) -> None:
-        self.is_continuous = isinstance(self.action_space, gym.spaces.Box)
-        num_outputs = (
-            2 * int(np.prod(self.action_space.shape))
-            if self.is_continuous
-            else int(self.action_space.n)
-        )
-        scale = self.model_config.get("out_init_scale", 1e-3)
-        shape = self.observation_space.shape
+        action_space, shape = self.action_space, tuple(self.observation_space.shape or ())  # type: ignore[union-attr]
+        config: dict[str, Any] = dict(self.model_config or {})  # type: ignore[arg-type]
+        self.is_continuous = isinstance(action_space, gym.spaces.Box)
+        if isinstance(action_space, gym.spaces.Box):
+            num_outputs = 2 * int(np.prod(action_space.shape))  # mu and pre-sigma per dim
+        else:
+            assert isinstance(action_space, gym.spaces.Discrete)
+            num_outputs = int(action_space.n)
+        scale = config.get("out_init_scale", 1e-3)
         self.is_image = len(shape) == 3
         if self.is_image:  # the book's A3C: a shared trunk, two linear heads
             self.trunk: nn.Module | None = book_a3c_trunk(shape[0])
             self.actor: nn.Module = nn.Linear(256, num_outputs)
             self.critic: nn.Module = nn.Linear(256, 1)
         else:  # the book's actor-critic: two separate MLPs
-            activation = self.model_config.get("activation", "tanh")
+            activation = config.get("activation", "tanh")
             obs_dim = int(np.prod(shape))
-            actor_sizes = [obs_dim, *self.model_config.get("actor_hiddens", [24]), num_outputs]
-            critic_sizes = [obs_dim, *self.model_config.get("critic_hiddens", [24, 24]), 1]
+            actor_sizes = [obs_dim, *config.get("actor_hiddens", [24]), num_outputs]
+            critic_sizes = [obs_dim, *config.get("critic_hiddens", [24, 24]), 1]
             self.trunk = None
             self.actor = mlp(actor_sizes, activation, scale)
             self.critic = mlp(critic_sizes, activation, scale)

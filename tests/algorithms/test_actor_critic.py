@@ -18,6 +18,7 @@ from algorithms.actor_critic_learner import actor_critic_loss
 from algorithms.actor_critic_rl_module import ActorCriticTorchRLModule
 from algorithms.common import metrics
 from algorithms.common.returns import discounted_returns, gae, standardise
+from algorithms.evaluation import evaluate
 
 LN3 = math.log(3.0)
 
@@ -185,3 +186,6 @@ def test_continuous_actor_critic_trains_and_checkpoints(tmp_path) -> None:
         restored.train()
     finally:
         restored.stop()
+    # The lead's evaluation rebuilds only the module and acts with the Gaussian's mean.
+    played = evaluate(tmp_path, episodes=1, seed=0)
+    assert played.length_mean >= 1
