@@ -76,6 +76,7 @@ def main() -> None:
     total = sum(delta.values())
     server_errors = sum(n for code, n in delta.items() if code.startswith("5"))
     tail = run.stdout[-4000:]
+    (RESULTS / "api_schemathesis.log").write_text(run.stdout)
     print(tail)
     print(f"requests answered: {total} by status {delta}; 5xx: {server_errors}; {seconds:.0f} s")
     ok = run.returncode == 0 and server_errors == 0

@@ -118,7 +118,7 @@ async def _follow(
 
 @router.get(
     "/{job_id}/metrics",
-    responses={200: {"content": {SSE: {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {SSE: {}}}},
 )
 def job_metrics(
     job: OwnedJob, jobs: JobsDep, settings: SettingsDep, follow: Follow = False
@@ -150,7 +150,7 @@ def job_metrics(
 @router.get(
     "/{job_id}/logs",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}, SSE: {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/plain": {}, SSE: {}}}},
 )
 def job_logs(job: OwnedJob, jobs: JobsDep, settings: SettingsDep, follow: Follow = False) -> Any:
     """The driver logs of every attempt as text; `follow=true` streams new lines as SSE."""
