@@ -66,6 +66,11 @@ class A3CConfig(ActorCriticConfig):
         self.min_sample_timesteps_per_iteration = 0  # an iteration is `gradients_per_iteration`
         self.restart_failed_env_runners = True  # a dead worker is restarted, training goes on
         self.delay_between_env_runner_restarts_s = 0.5  # RLlib's default waits 60 s
+        # Tune reserves CPUs per trial; ask for N workers + driver = N cores, not N + 1, so the
+        # default 2 workers start on a 2-core machine (`rldojo train`, the service):
+        self.num_cpus_for_main_process = 0.5  # the driver only applies gradients
+        self.num_cpus_per_learner = 0  # its local learner lives in that driver process
+        self.num_cpus_per_env_runner = 0.75  # each worker, which does the env and the backprop
 
     def training(  # type: ignore[override]
         self,
