@@ -74,6 +74,7 @@ class Storage:
         self.fs, self.base = pafs.FileSystem.from_uri(self._as_uri(root))
         self.base = self.base.rstrip("/")
         self._iterations: dict[str, int] = {}
+        self._rows: dict[str, tuple[tuple[Any, Any], list[dict[str, Any]]]] = {}
         if isinstance(self.fs, pafs.LocalFileSystem):
             self.fs.create_dir(self.base, recursive=True)
 
@@ -163,8 +164,23 @@ class Storage:
         return sorted(found)
 
     def trial_rows(self, trial_path: str) -> list[dict[str, Any]]:
-        """A trial's flattened per-iteration rows (metric names as in `metrics`), JSON-safe."""
-        text = self.read_text(f"{trial_path}/result.json") or ""
+        """A trial's flattened per-iteration rows (metric names as in `metrics`), JSON-safe.
+
+        Parsed rows are cached per file size and mtime (result.json only grows), so repeated
+        reads of a finished or idle trial cost one `stat`.
+        """
+        path = f"{trial_path}/result.json"
+        info = self.fs.get_file_info(path)
+        key = (info.size, info.mtime_ns)
+        cached = self._rows.get(path)
+        if cached is not None and cached[0] == key:
+            return [dict(row) for row in cached[1]]
+        rows = self._parse_rows(path)
+        self._rows[path] = (key, rows)
+        return [dict(row) for row in rows]
+
+    def _parse_rows(self, path: str) -> list[dict[str, Any]]:
+        text = self.read_text(path) or ""
         rows = []
         for line in text.splitlines():
             try:
