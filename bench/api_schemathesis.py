@@ -83,7 +83,7 @@ def main() -> None:
     if not args.as_test:
         record = {
             "benchmark": "schemathesis against the service's OpenAPI document",
-            "command": "; ".join(["cd /work/main", ".venv/bin/python bench/api_schemathesis.py"]),
+            "command": ".venv/bin/python bench/api_schemathesis.py " + " ".join(sys.argv[1:]),
             "schemathesis_command": " ".join(
                 c if "Bearer" not in c else "Authorization: Bearer <token>" for c in command
             ),
