@@ -98,8 +98,8 @@ def serve(
     from service.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     try:
         settings.check_bind()
     except ValueError as error:

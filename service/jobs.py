@@ -282,6 +282,8 @@ class JobService:
         except ClusterUnavailableError as error:
             logger.warning("cannot reconcile job %s: %s", job.id, error)
             return job
+        started: dt.datetime | None
+        ended: dt.datetime | None
         if info is None:
             new_status, message, started, ended = (
                 JobStatus.LOST,
@@ -340,7 +342,7 @@ class JobService:
         latest: dict[str, dict[str, Any]] = {}
         for row in rows:
             latest[str(row.get("trial_id"))] = row
-        best = None
+        best: dict[str, Any] | None = None
         for trial_id, row in latest.items():
             value = row.get(metrics.EPISODE_RETURN_MEAN)
             if isinstance(value, int | float) and (best is None or value > best["return_mean"]):

@@ -183,7 +183,7 @@ class Store:
             .values(**values)
         )
         with self._session() as session:
-            return session.execute(query).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            return bool(session.execute(query).rowcount == 1)  # type: ignore[attr-defined]
 
     def delete_job(self, *, job_id: str) -> None:
         """Remove a job and its evaluations."""
@@ -257,7 +257,7 @@ class Store:
             .values(**values)
         )
         with self._session() as session:
-            return session.execute(query).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            return bool(session.execute(query).rowcount == 1)  # type: ignore[attr-defined]
 
     def update_evaluation(self, *, evaluation_id: str, **values: Any) -> None:
         """Set non-status fields of an evaluation."""
