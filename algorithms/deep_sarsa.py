@@ -21,7 +21,9 @@ from typing import Any, Self
 import tree
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core.learner.learner_group import LearnerGroup
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.env.env_runner_group import EnvRunnerGroup
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
     ENV_RUNNER_SAMPLING_TIMER,
@@ -31,6 +33,7 @@ from ray.rllib.utils.metrics import (
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
+from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
 from algorithms.common.q_network import EpsilonGreedyQModule
@@ -90,7 +93,7 @@ class DeepSarsaConfig(AlgorithmConfig):
         Returns:
             This config.
         """
-        rllib = {"gamma": gamma, "lr": lr}
+        rllib: dict[str, Any] = {"gamma": gamma, "lr": lr}
         super().training(**{k: v for k, v in rllib.items() if v is not None}, **kwargs)
         own = {
             "hidden_sizes": hidden_sizes,
@@ -146,12 +149,16 @@ class DeepSarsa(Algorithm):
     """Play a fragment epsilon-greedily, update on each transition in order, sync, repeat."""
 
     config: DeepSarsaConfig
+    # Set by `Algorithm.setup`, never None once training runs (narrowed for the type checker).
+    metrics: MetricsLogger
+    learner_group: LearnerGroup
+    env_runner_group: EnvRunnerGroup
 
     @classmethod
     def get_default_config(cls) -> DeepSarsaConfig:
         return DeepSarsaConfig()
 
-    def setup(self, config: AlgorithmConfig) -> None:
+    def setup(self, config: AlgorithmConfig) -> None:  # type: ignore[override]
         envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
         super().setup(config)
         self.epsilon = self.config.epsilon_schedule()

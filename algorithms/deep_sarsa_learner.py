@@ -20,7 +20,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.apis import QNetAPI
 
-from algorithms.common.q_network import Q_VALUES
+from algorithms.common.q_network import Q_VALUES, EpsilonGreedyQModule
 
 NEXT_ACTIONS = "next_actions"  # a': the action taken in s'
 NOT_TERMINAL = "not_terminal"  # 1 - done
@@ -66,7 +66,7 @@ class DeepSarsaTorchLearner(TorchLearner):
         self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
     ) -> torch.Tensor:
         """Squared SARSA TD error of the taken actions (see the module docstring)."""
-        module = self.module[module_id].unwrapped()
+        module: EpsilonGreedyQModule = self.module[module_id].unwrapped()  # type: ignore[assignment]
         with torch.no_grad():  # no gradient through the target
             q_next = module.compute_q_values({Columns.OBS: batch[Columns.NEXT_OBS]})[Q_VALUES]
         loss, td_error = sarsa_loss(fwd_out[Q_VALUES], q_next, batch, gamma=config.gamma)
@@ -74,7 +74,9 @@ class DeepSarsaTorchLearner(TorchLearner):
         self.metrics.log_value((module_id, TD_ERROR_ABS_MEAN), td_error.abs().mean())
         return loss
 
-    def update(self, *, training_data: Any = None, timesteps: Any = None, **kwargs: Any) -> Any:
+    def update(  # type: ignore[override]
+        self, *, training_data: Any = None, timesteps: Any = None, **kwargs: Any
+    ) -> Any:
         """Update on every transition of the sampled episode chunks, in the order played."""
         self.before_gradient_based_update(timesteps=timesteps or {})
         for episode in training_data.episodes:

@@ -14,7 +14,7 @@ from it, and the driver only tells them when. `preset` picks the book's settings
   100,000, warm-up 50,000, batch 32, target copy every 10,000 steps, epsilon 1.0 -> 0.02 over
   1M steps, a lost life is terminal for the targets.
 - "tuned_cartpole" (not the book): double Q, dueling head, 3-step returns, 128-128 MLP, replay
-  50,000, fewer updates per step; see bench/dqn_cartpole.py for what it reaches.
+  50,000, 0.5 updates per env step, sampling overlapped with learning; see bench/dqn_cartpole.py.
 - "auto" (the default): "book_breakout" for Atari env ids, otherwise "book_cartpole".
 
 Beyond the book (all off in the book presets): `double_q`, `dueling`, `n_step`,
@@ -39,7 +39,9 @@ import ray
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.learner.learner_group import LearnerGroup
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.env.env_runner_group import EnvRunnerGroup
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
     ENV_RUNNER_SAMPLING_TIMER,
@@ -50,6 +52,7 @@ from ray.rllib.utils.metrics import (
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
+from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
 from algorithms.common.replay import Replay, ReplayEnvRunner
@@ -60,6 +63,7 @@ from algorithms.dqn_rl_module import DQNTorchRLModule
 logger = logging.getLogger(__name__)
 
 TARGET_UPDATE_TIMER = "target_network_update"
+SAMPLING_WAIT_TIMER = "env_runner_sampling_wait"  # waiting for overlapped sampling to end
 EPSILON = "epsilon"
 REPLAY_SIZE = "replay_size"
 
@@ -78,7 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "updates_per_env_step": 1.0,
         "target_update_freq": 0,
         "loss": "mse",
-        "optimizer": "adam",
+        "optimizer_type": "adam",
         "optimizer_epsilon": 1e-7,
         "grad_clip": None,
         "epsilon_initial": 1.0,
@@ -96,6 +100,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "life_loss_terminal": False,
         "rollout_fragment_length": 4,
         "num_envs_per_env_runner": 1,
+        "overlap_sampling": False,
     },
     "book_breakout": {  # book 6.2, revised edition (v2)
         "gamma": 0.99,
@@ -106,7 +111,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "updates_per_env_step": 1.0,
         "target_update_freq": 10_000,
         "loss": "huber",
-        "optimizer": "adam",
+        "optimizer_type": "adam",
         "optimizer_epsilon": 1e-7,
         "grad_clip": 10.0,
         "epsilon_initial": 1.0,
@@ -124,6 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "life_loss_terminal": True,
         "rollout_fragment_length": 4,
         "num_envs_per_env_runner": 1,
+        "overlap_sampling": False,
     },
 }
 PRESETS["tuned_cartpole"] = {
@@ -143,7 +149,8 @@ PRESETS["tuned_cartpole"] = {
     "double_q": True,
     "dueling": True,
     "n_step": 3,
-    "rollout_fragment_length": 16,
+    "rollout_fragment_length": 32,
+    "overlap_sampling": True,
 }
 
 
@@ -194,7 +201,7 @@ class DQNConfig(AlgorithmConfig):
         self.updates_per_env_step = 1.0  # gradient steps per env step (book: 1)
         self.target_update_freq = 0  # env steps between target copies; 0 = every episode end
         self.loss: str = "mse"  # "mse" (book 5.2) or "huber" (book 6.2)
-        self.optimizer: str = "adam"  # "adam" (book 5.2, 6.2 v2) or "rmsprop" (6.2 v1)
+        self.optimizer_type = "adam"  # "adam" (book 5.2, 6.2 v2) or "rmsprop" (6.2 v1)
         self.optimizer_epsilon = 1e-7  # Adam/RMSprop epsilon (Keras's Adam default 1e-7)
         self.grad_clip = None  # global-norm gradient clip (book 6.2 v2: 10)
         self.epsilon_initial = 1.0  # exploration rate at the end of the warm-up
@@ -209,24 +216,32 @@ class DQNConfig(AlgorithmConfig):
         self.dueling = False  # V + A - mean(A) head (beyond the book)
         self.n_step = 1  # n-step returns (beyond the book)
         self.prioritized_replay = False  # proportional prioritized replay (beyond the book)
-        self.prioritized_replay_alpha = 0.6  # priority exponent
-        self.prioritized_replay_beta = 0.4  # importance-weight exponent
+        # (RLlib keeps deprecated int placeholders under the next two names.)
+        self.prioritized_replay_alpha = 0.6  # type: ignore[assignment]  # priority exponent
+        self.prioritized_replay_beta = 0.4  # type: ignore[assignment]  # importance-weight exponent
         self.life_loss_terminal = False  # a lost life ends the targets' bootstrap (6.2: True)
         self.checkpoint_replay = True  # save the replay memory's contents in checkpoints
+        self.overlap_sampling = False  # EnvRunners sample while the learner learns
         self.num_gpus_per_learner = "auto"  # type: ignore[assignment]  # 1 with a GPU, else 0
         self.num_env_runners = 1  # EnvRunner processes; they push to the replay actor
         self.rollout_fragment_length = 4  # env steps per env and iteration step
         self.min_sample_timesteps_per_iteration = 1000  # env steps per reported iteration
-        self.env_runner_cls = ReplayEnvRunner
+        self.env_runner_cls = ReplayEnvRunner  # type: ignore[assignment]
         self.evaluation(evaluation_config=AlgorithmConfig.overrides(explore=False))
         self._explicit: set[str] = set()  # keys set by the user, which presets leave alone
 
-    def environment(self, env: Any = NotProvided, **kwargs: Any) -> Self:  # type: ignore[override]
+    def environment(self, env: Any = NotProvided, **kwargs: Any) -> Self:
         """RLlib's `environment()`; with `preset="auto"` it also applies the env's book preset."""
         super().environment(env, **kwargs)
         if env is not NotProvided and self.preset == "auto":
             self._apply_preset(preset_for_env(env))
         return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """RLlib's dict form, without the bookkeeping of which keys the user set."""
+        config = super().to_dict()
+        config.pop("_explicit", None)
+        return config
 
     def _apply_preset(self, name: str) -> None:
         for key, value in PRESETS[name].items():
@@ -250,7 +265,7 @@ class DQNConfig(AlgorithmConfig):
         updates_per_env_step: float | None = None,
         target_update_freq: int | None = None,
         loss: Literal["huber", "mse"] | None = None,
-        optimizer: Literal["adam", "rmsprop"] | None = None,
+        optimizer_type: Literal["adam", "rmsprop"] | None = None,
         optimizer_epsilon: float | None = None,
         grad_clip: float | None = None,
         epsilon_initial: float | None = None,
@@ -269,6 +284,7 @@ class DQNConfig(AlgorithmConfig):
         prioritized_replay_beta: float | None = None,
         life_loss_terminal: bool | None = None,
         checkpoint_replay: bool | None = None,
+        overlap_sampling: bool | None = None,
         rollout_fragment_length: int | None = None,
         num_envs_per_env_runner: int | None = None,
         **kwargs: Any,
@@ -286,7 +302,7 @@ class DQNConfig(AlgorithmConfig):
             updates_per_env_step: Gradient steps per env step sampled after the warm-up.
             target_update_freq: Env steps between target-network copies; 0 copies at episode ends.
             loss: TD loss: huber (book 6.2) or mse (book 5.2).
-            optimizer: adam or rmsprop (RMSprop with rho 0.9, as in book 6.2 v1).
+            optimizer_type: adam or rmsprop (RMSprop with rho 0.9, as in book 6.2 v1).
             optimizer_epsilon: The optimizer's epsilon (numerical stability term).
             grad_clip: Clip the gradients' global norm to this value (None: no clipping).
             epsilon_initial: Exploration rate until the warm-up ends.
@@ -305,6 +321,7 @@ class DQNConfig(AlgorithmConfig):
             prioritized_replay_beta: Importance-weight correction exponent.
             life_loss_terminal: Treat an Atari life loss as terminal for the targets.
             checkpoint_replay: Save the replay memory's contents with each checkpoint.
+            overlap_sampling: Let remote EnvRunners sample the next fragment during updates.
             rollout_fragment_length: Env steps per env between learning phases.
             num_envs_per_env_runner: Environments stepped together by each EnvRunner.
 
@@ -345,7 +362,7 @@ class DQNConfig(AlgorithmConfig):
             "prioritized_replay_beta": self.prioritized_replay_beta >= 0,
             "hidden_sizes": all(size >= 1 for size in self.hidden_sizes),
             "loss": self.loss in ("huber", "mse"),
-            "optimizer": self.optimizer in ("adam", "rmsprop"),
+            "optimizer_type": self.optimizer_type in ("adam", "rmsprop"),
             "preset": self.preset in ("auto", *PRESETS),
         }
         for key, ok in checks.items():
@@ -380,6 +397,10 @@ class DQNConfig(AlgorithmConfig):
         )
 
 
+def _update_target(learner: Any, _: Any = None) -> Any:
+    return learner.update_target()
+
+
 # ---- the algorithm ---------------------------------------------------------------------------
 
 
@@ -387,12 +408,16 @@ class DQN(Algorithm):
     """DQN with a replay actor that EnvRunners write to and learners read from."""
 
     config: DQNConfig
+    # Set by `Algorithm.setup`, never None once training runs (narrowed for the type checker).
+    metrics: MetricsLogger
+    learner_group: LearnerGroup
+    env_runner_group: EnvRunnerGroup
 
     @classmethod
     def get_default_config(cls) -> DQNConfig:
         return DQNConfig()
 
-    def setup(self, config: AlgorithmConfig) -> None:
+    def setup(self, config: AlgorithmConfig) -> None:  # type: ignore[override]
         envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
         super().setup(config)
         self.replay = Replay.create(
@@ -418,33 +443,34 @@ class DQN(Algorithm):
         - the target network is overwritten with the online one every `target_update_freq`
           env steps (or at every episode end when 0);
         - the new weights go to the EnvRunners.
+
+        With `overlap_sampling` (beyond the book) the remote EnvRunners sample the next fragment
+        while the learner trains on what is already stored, and the driver waits for both.
         """
         steps_before = self._env_steps()
         epsilon = self.epsilon.value(steps_before)
+        overlap = self.config.overlap_sampling and self.env_runner_group.num_remote_workers() > 0
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            self._sample_to_replay(epsilon)
+            returned = self._sample_to_replay(epsilon, wait=not overlap)
+        if not overlap:
+            self._collect_samples(returned, steps_before)
+        if self._env_steps() >= self.config.learning_starts and self.counters["update_credit"] >= 1:
+            num_updates = int(self.counters["update_credit"])
+            self.counters["update_credit"] -= num_updates
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                results = self._learn_from_replay(num_updates, self._env_steps())
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        if overlap:  # the EnvRunners sampled while the learner learned: wait for them now
+            with self.metrics.log_time((TIMERS, SAMPLING_WAIT_TIMER)):
+                self._collect_samples(ray.get(returned), steps_before)
         steps = self._env_steps()
         self.metrics.log_value(EPSILON, epsilon, window=1)
         self.metrics.log_value(REPLAY_SIZE, sum(self._replay_sizes.values()), window=1)
         if steps < self.config.learning_starts:
             return
-        self.counters["update_credit"] += (steps - steps_before) * self.config.updates_per_env_step
-        num_updates = int(self.counters["update_credit"])
-        if num_updates == 0:
-            return
-        self.counters["update_credit"] -= num_updates
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            results = self.learner_group.foreach_learner(
-                lambda learner, replay=self.replay, n=num_updates, t=steps: (
-                    learner.learn_from_replay(
-                        replay, num_updates=n, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: t}
-                    )
-                )
-            )
-        self.metrics.aggregate([result.get() for result in results], key=LEARNER_RESULTS)
         if self._target_update_due(steps):
             with self.metrics.log_time((TIMERS, TARGET_UPDATE_TIMER)):
-                self.learner_group.foreach_learner(lambda learner: learner.update_target())
+                self.learner_group.foreach_learner(_update_target)
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True
@@ -457,18 +483,41 @@ class DQN(Algorithm):
             self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         )
 
-    def _sample_to_replay(self, epsilon: float) -> None:
-        """Each EnvRunner samples a fragment and adds it to the replay; only metrics come back."""
+    def _learn_from_replay(self, num_updates: int, steps: int) -> list[Any]:
+        """Every learner takes `num_updates` gradient steps on batches it draws itself."""
+        replay, timesteps = self.replay, {NUM_ENV_STEPS_SAMPLED_LIFETIME: steps}
+
+        def learn(learner: Any, _: Any = None) -> Any:
+            return learner.learn_from_replay(replay, num_updates=num_updates, timesteps=timesteps)
+
+        return [result.get() for result in self.learner_group.foreach_learner(learn)]
+
+    def _sample_to_replay(self, epsilon: float, *, wait: bool) -> Any:
+        """Each EnvRunner samples a fragment and adds it to the replay; only metrics come back.
+
+        With `wait=False` the calls are only started: it returns their object refs.
+        """
         replay, life_loss = self.replay, self.config.life_loss_terminal
-        returned = self.env_runner_group.foreach_env_runner(
-            lambda runner: runner.sample_to_replay(
-                replay, epsilon=epsilon, life_loss_terminal=life_loss
-            ),
-            local_env_runner=self.env_runner_group.num_remote_workers() <= 0,
-        )
+
+        def sample(runner: Any) -> Any:
+            return runner.sample_to_replay(replay, epsilon=epsilon, life_loss_terminal=life_loss)
+
+        if not wait:  # object refs of the remote calls, without waiting for them
+            return self.env_runner_group.foreach_env_runner(
+                sample, local_env_runner=False, return_obj_refs=True
+            )
+        local = self.env_runner_group.num_remote_workers() <= 0
+        return self.env_runner_group.foreach_env_runner(sample, local_env_runner=local)
+
+    def _collect_samples(self, returned: list[Any], steps_before: int) -> None:
+        """Aggregate the EnvRunners' metrics; earn `updates_per_env_step` per new env step."""
         self.metrics.aggregate([metrics for metrics, _ in returned], key=ENV_RUNNER_RESULTS)
         for _, sizes in returned:
             self._replay_sizes.update(sizes)
+        steps = self._env_steps()
+        if steps >= self.config.learning_starts:
+            new = steps - max(steps_before, self.config.learning_starts)
+            self.counters["update_credit"] += new * self.config.updates_per_env_step
 
     def _target_update_due(self, steps: int) -> bool:
         """Book 6.2: every `target_update_freq` env steps; book 5.2 (freq 0): at episode ends."""

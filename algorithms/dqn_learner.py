@@ -27,7 +27,7 @@ from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from torch.nn import functional
 
 from algorithms.common.replay import Replay
-from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES
+from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES, DQNTorchRLModule
 
 # Learner metric names (under learners/default_policy/).
 QF_LOSS = "qf_loss"
@@ -89,14 +89,14 @@ class DQNTorchLearner(TorchLearner):
         cpus = self.config.num_cpus_per_learner
         torch.set_num_threads(max(1, int(cpus)) if isinstance(cpus, int | float) else 1)
         super().build()
-        for module in self.module.values():
-            module.unwrapped().make_target_networks()  # type: ignore[operator]
+        for module_id in self.module.keys():
+            self._q_module(module_id).make_target_networks()
         self._td_errors: dict[str, torch.Tensor] = {}
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         """Adam (book 5.2 and 6.2 v2) or RMSprop with rho 0.9 and epsilon 0.01 (6.2 v1)."""
         params = self.get_parameters(self.module[module_id])
-        if config.optimizer == "rmsprop":
+        if config.optimizer_type == "rmsprop":
             optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
                 params, lr=config.lr, alpha=0.9, eps=config.optimizer_epsilon
             )
@@ -110,7 +110,7 @@ class DQNTorchLearner(TorchLearner):
         self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
     ) -> torch.Tensor:
         """The book's TD loss on one minibatch (see the module docstring for the equation)."""
-        module = self.module[module_id].unwrapped()
+        module = self._q_module(module_id)
         with torch.no_grad():  # no gradient through the target
             next_batch = {Columns.OBS: batch[Columns.NEXT_OBS]}
             q_next_target = module.forward_target(next_batch)[TARGET_Q_VALUES]  # (B, A)
@@ -126,6 +126,10 @@ class DQNTorchLearner(TorchLearner):
         self.metrics.log_value((module_id, Q_MEAN), q_taken.mean(), window=1)
         self.metrics.log_value((module_id, TD_ERROR_ABS_MEAN), td_error.abs().mean(), window=1)
         return loss
+
+    def _q_module(self, module_id: str) -> DQNTorchRLModule:
+        module: DQNTorchRLModule = self.module[module_id].unwrapped()  # type: ignore[assignment]
+        return module
 
     # ---- the replay loop ---------------------------------------------------------------------
 
@@ -175,8 +179,8 @@ class DQNTorchLearner(TorchLearner):
 
     def update_target(self) -> int:
         """Copy the online net into the target net (a hard update, as in the book)."""
-        for module_id, module in self.module.items():
-            for main_net, target_net in module.unwrapped().get_target_network_pairs():  # type: ignore[operator]
+        for module_id in self.module.keys():
+            for main_net, target_net in self._q_module(module_id).get_target_network_pairs():
                 update_target_network(main_net=main_net, target_net=target_net, tau=1.0)
             self.metrics.log_value((module_id, TARGET_UPDATES), 1, reduce="lifetime_sum")
         return 1

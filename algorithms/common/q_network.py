@@ -40,7 +40,8 @@ def _init(module: nn.Module, scheme: str) -> None:
                 nn.init.xavier_uniform_(layer.weight)
             else:
                 raise ValueError(f"init={scheme!r}: use 'he_uniform', 'glorot_uniform' or 'torch'")
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 class QNetwork(nn.Module):
@@ -115,8 +116,8 @@ class EpsilonGreedyQModule(TorchRLModule, QNetAPI):
     """
 
     def setup(self) -> None:
-        config = self.model_config or {}
-        obs_shape = tuple(self.observation_space.shape)  # type: ignore[union-attr]
+        config: dict[str, Any] = dict(self.model_config or {})  # type: ignore[arg-type]
+        obs_shape = tuple(self.observation_space.shape)  # type: ignore[union-attr, arg-type]
         default_hidden = [512] if len(obs_shape) == 3 else [24, 24]
         self.q_net = QNetwork(
             obs_shape,
@@ -141,10 +142,11 @@ class EpsilonGreedyQModule(TorchRLModule, QNetAPI):
         obs = batch[Columns.OBS]
         size = obs.shape[0]
         explore = np.random.random(size) < self.epsilon
-        actions = np.random.randint(int(self.action_space.n), size=size)  # type: ignore[union-attr]
+        num_actions = int(self.action_space.n)  # type: ignore[union-attr]
+        actions = np.random.randint(num_actions, size=size)
         if not explore.all():  # skip the network when every action is random (the warm-up)
             greedy = self.q_net(obs).argmax(dim=1).cpu().numpy()
-            actions = np.where(explore, actions, greedy)
+            actions = np.where(explore, actions, greedy).astype(np.int64)
         return {Columns.ACTIONS: torch.as_tensor(actions)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

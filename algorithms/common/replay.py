@@ -503,7 +503,7 @@ class ReplayMemory:
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
         meta = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
         with open(path, "wb") as handle:
-            np.savez(handle, meta=np.array([meta], dtype=object), **arrays)
+            np.savez(handle, meta=np.array([meta], dtype=object), **arrays)  # type: ignore[arg-type]
 
     def restore(self, path: str) -> None:
         """Load a file written by `save`."""
@@ -619,7 +619,7 @@ class ReplayEnvRunner(SingleAgentEnvRunner):
             This EnvRunner's metrics (for the driver to aggregate) and the shards' sizes.
         """
         self.module.epsilon = epsilon  # type: ignore[union-attr]
-        episodes = self.sample(num_timesteps=num_timesteps, explore=True)
+        episodes = self.sample(num_timesteps=num_timesteps, explore=True)  # type: ignore[arg-type]
         stacked = is_frame_stack(self.env.single_observation_space)  # type: ignore[union-attr]
         chunks = [
             episode_chunk(e, stacked=stacked, life_loss_terminal=life_loss_terminal)

@@ -119,7 +119,9 @@ def _cartpole(**training: object) -> DQNConfig:
 
 @pytest.mark.usefixtures("ray_local")
 def test_one_iteration_on_cartpole_and_checkpoint_round_trip(tmp_path) -> None:
-    config = _cartpole(double_q=True, dueling=True, n_step=3, prioritized_replay=True)
+    config = _cartpole(
+        double_q=True, dueling=True, n_step=3, prioritized_replay=True, overlap_sampling=True
+    )
     config.validate()
     assert config.num_gpus_per_learner == 0  # the test cluster has no GPU: CPU learner
     algo = config.build_algo()
