@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format setup clean
+.PHONY: run test lint format setup system-deps clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages the tests drive for real: Chromium (the page's browser tests), PostgreSQL (the
+# job store), docker-compose (validates the compose file; no Docker engine is needed for that).
+APT_PACKAGES := chromium postgresql docker-compose
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 run: $(STAMP)
 	$(VENV)/bin/rldojo serve --host $(HOST) --port $(PORT)
 
@@ -27,7 +40,7 @@ lint: $(STAMP)
 	# The typed contract: the job spec, the registry that derives config schemas, the Tune space.
 	$(VENV)/bin/mypy --follow-imports=silent service/spec.py service/training.py algorithms/__init__.py
 
-test: $(STAMP) lint
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q
 
 format: $(STAMP)
