@@ -66,6 +66,7 @@ TARGET_UPDATE_TIMER = "target_network_update"
 SAMPLING_WAIT_TIMER = "env_runner_sampling_wait"  # waiting for overlapped sampling to end
 EPSILON = "epsilon"
 REPLAY_SIZE = "replay_size"
+SAMPLE_TAG = "sample_to_replay"  # tags the overlapped sampling calls
 
 Preset = Literal["auto", "book_cartpole", "book_breakout", "tuned_cartpole"]
 ATARI_ENV_IDS = ("rldojo/Breakout-v0", "rldojo/Atari-v0")
@@ -462,7 +463,7 @@ class DQN(Algorithm):
             self.metrics.aggregate(results, key=LEARNER_RESULTS)
         if overlap:  # the EnvRunners sampled while the learner learned: wait for them now
             with self.metrics.log_time((TIMERS, SAMPLING_WAIT_TIMER)):
-                self._collect_samples(ray.get(returned), steps_before)
+                self._collect_samples(self._wait_for_samples(), steps_before)
         steps = self._env_steps()
         self.metrics.log_value(EPSILON, epsilon, window=1)
         self.metrics.log_value(REPLAY_SIZE, sum(self._replay_sizes.values()), window=1)
@@ -492,22 +493,27 @@ class DQN(Algorithm):
 
         return [result.get() for result in self.learner_group.foreach_learner(learn)]
 
-    def _sample_to_replay(self, epsilon: float, *, wait: bool) -> Any:
+    def _sample_to_replay(self, epsilon: float, *, wait: bool) -> list[Any]:
         """Each EnvRunner samples a fragment and adds it to the replay; only metrics come back.
 
-        With `wait=False` the calls are only started: it returns their object refs.
+        With `wait=False` the remote calls are only started (nothing is returned):
+        `_wait_for_samples` collects them later.
         """
         replay, life_loss = self.replay, self.config.life_loss_terminal
 
         def sample(runner: Any) -> Any:
             return runner.sample_to_replay(replay, epsilon=epsilon, life_loss_terminal=life_loss)
 
-        if not wait:  # object refs of the remote calls, without waiting for them
-            return self.env_runner_group.foreach_env_runner(
-                sample, local_env_runner=False, return_obj_refs=True
-            )
+        if not wait:
+            self.env_runner_group.foreach_env_runner_async(sample, tag=SAMPLE_TAG)
+            return []
         local = self.env_runner_group.num_remote_workers() <= 0
         return self.env_runner_group.foreach_env_runner(sample, local_env_runner=local)
+
+    def _wait_for_samples(self) -> list[Any]:
+        """The results of the sampling calls `_sample_to_replay(wait=False)` started."""
+        ready = self.env_runner_group.fetch_ready_async_reqs(tags=SAMPLE_TAG, timeout_seconds=None)
+        return [result for _, result in ready]
 
     def _collect_samples(self, returned: list[Any], steps_before: int) -> None:
         """Aggregate the EnvRunners' metrics; earn `updates_per_env_step` per new env step."""

@@ -38,6 +38,7 @@ UPDATES_PER_SECOND = "gradient_updates_per_second"
 TARGET_UPDATES = "num_target_updates_lifetime"
 DISCOUNTS = "discounts"  # gamma^k (1 - done) of each n-step transition
 WEIGHTS = "weights"  # importance-sampling weights
+MINIBATCHES_PER_CALL = 8  # minibatches fetched from the replay actor per round trip
 
 
 def dqn_loss(
@@ -98,10 +99,13 @@ class DQNTorchLearner(TorchLearner):
         params = self.get_parameters(self.module[module_id])
         if config.optimizer_type == "rmsprop":
             optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
-                params, lr=config.lr, alpha=0.9, eps=config.optimizer_epsilon
+                params, lr=config.lr, alpha=0.9, eps=config.optimizer_epsilon, foreach=True
             )
         else:
-            optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.optimizer_epsilon)
+            # foreach: one kernel per step for all parameters (torch picks it only on CUDA).
+            optimizer = torch.optim.Adam(
+                params, lr=config.lr, eps=config.optimizer_epsilon, foreach=True
+            )
         self.register_optimizer(
             module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=config.lr
         )
@@ -148,16 +152,24 @@ class DQNTorchLearner(TorchLearner):
         """
         config = self.config.get_config_for_module(module_id)
         batch_size = config.train_batch_size_per_learner
+        beta = config.prioritized_replay_beta
         self.before_gradient_based_update(timesteps=timesteps)
         start = time.perf_counter()
-        pending = replay.sample_async(batch_size, config.prioritized_replay_beta)
-        for i in range(num_updates):
-            sample = replay.collect(pending)
-            if i + 1 < num_updates:  # fetch the next minibatch while this one trains
-                pending = replay.sample_async(batch_size, config.prioritized_replay_beta)
-            self._update({module_id: self._to_tensors(sample)})
-            if replay.prioritized:
-                replay.update_priorities(sample, self._td_errors[module_id].cpu().numpy())
+        # Minibatches come in chunks, one actor round trip each, and the next chunk is fetched
+        # while this one trains. Prioritized replay draws one at a time, so that each draw
+        # sees the priorities of the update before it.
+        chunk = 1 if replay.prioritized else MINIBATCHES_PER_CALL
+        remaining = num_updates
+        pending = replay.sample_async(batch_size, beta, count=min(chunk, remaining))
+        while remaining > 0:
+            minibatches = replay.collect(pending)
+            remaining -= len(minibatches)
+            if remaining > 0:
+                pending = replay.sample_async(batch_size, beta, count=min(chunk, remaining))
+            for sample in minibatches:
+                self._update({module_id: self._to_tensors(sample)})
+                if replay.prioritized:
+                    replay.update_priorities(sample, self._td_errors[module_id].cpu().numpy())
         elapsed = time.perf_counter() - start
         self.after_gradient_based_update(timesteps=timesteps)
         self.metrics.log_value((module_id, UPDATES), num_updates, reduce="sum")

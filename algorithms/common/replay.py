@@ -419,6 +419,14 @@ class ReplayMemory:
             "indices": index,
         }
 
+    def sample_many(
+        self, batch_size: int, count: int, beta: float = 0.4
+    ) -> list[dict[str, np.ndarray]] | None:
+        """`count` minibatches in one call: one round trip to the actor instead of `count`."""
+        if self.size == 0:
+            return None
+        return [self.sample(batch_size, beta) for _ in range(count)]  # type: ignore[misc]
+
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Set the priorities of sampled transitions to (|TD error| + epsilon)."""
         if self.tree is None:
@@ -550,25 +558,28 @@ class Replay:
         refs = {shard: self.shards[shard].add.remote(group) for shard, group in groups.items()}
         return dict(zip(refs, ray.get(list(refs.values())), strict=True))
 
-    def sample_async(self, batch_size: int, beta: float = 0.4) -> list[Any]:
-        """Start drawing a minibatch; `collect` the returned refs later (to overlap work)."""
+    def sample_async(self, batch_size: int, beta: float = 0.4, count: int = 1) -> list[Any]:
+        """Start drawing `count` minibatches; `collect` the refs later (to overlap work)."""
         per_shard = [batch_size // len(self.shards)] * len(self.shards)
         for i in range(batch_size % len(self.shards)):
             per_shard[i] += 1
-        return [s.sample.remote(n, beta) for s, n in zip(self.shards, per_shard, strict=True) if n]
+        return [
+            shard.sample_many.remote(n, count, beta)
+            for shard, n in zip(self.shards, per_shard, strict=True)
+            if n
+        ]
 
-    def collect(self, refs: list[Any]) -> dict[str, np.ndarray]:
-        """The minibatch of `sample_async`, shards concatenated; `shards` says where each is."""
-        parts = [(i, part) for i, part in enumerate(ray.get(refs)) if part is not None]
-        if not parts:
+    def collect(self, refs: list[Any]) -> list[dict[str, np.ndarray]]:
+        """The minibatches of `sample_async`, shards concatenated; `shards` says where each is."""
+        per_shard = [(i, part) for i, part in enumerate(ray.get(refs)) if part is not None]
+        if not per_shard:
             raise RuntimeError("the replay memory is empty")
-        batch = {k: np.concatenate([p[k] for _, p in parts]) for k in parts[0][1]}
-        batch["shards"] = np.concatenate([np.full(len(p["actions"]), i) for i, p in parts])
-        return batch
+        count = len(per_shard[0][1])
+        return [_concatenate([(i, part[j]) for i, part in per_shard]) for j in range(count)]
 
     def sample(self, batch_size: int, beta: float = 0.4) -> dict[str, np.ndarray]:
         """A minibatch of `batch_size` transitions (blocking)."""
-        return self.collect(self.sample_async(batch_size, beta))
+        return self.collect(self.sample_async(batch_size, beta))[0]
 
     def update_priorities(self, batch: dict[str, np.ndarray], td_errors: np.ndarray) -> None:
         """Send new priorities for a sampled minibatch (fire and forget)."""
@@ -597,6 +608,13 @@ class Replay:
     def kill(self) -> None:
         for shard in self.shards:
             ray.kill(shard)
+
+
+def _concatenate(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """One minibatch from the shards' parts; its `shards` entry names each row's shard."""
+    batch = {key: np.concatenate([part[key] for _, part in parts]) for key in parts[0][1]}
+    batch["shards"] = np.concatenate([np.full(len(part["actions"]), i) for i, part in parts])
+    return batch
 
 
 # ---- the EnvRunner that writes to the memory --------------------------------------------------

@@ -217,6 +217,11 @@ def test_sharded_actors_add_sample_save_and_restore(tmp_path) -> None:
         batch = replay.sample(32)
         assert batch["obs"].shape == (32, 2) and set(batch["shards"]) == {0, 1}
         np.testing.assert_array_equal(batch["obs"][:, 0], batch["rewards"])  # rows stay whole
+        several = replay.collect(replay.sample_async(10, count=3))  # one round trip, 3 batches
+        assert len(several) == 3
+        for minibatch in several:
+            assert minibatch["obs"].shape == (10, 2) and set(minibatch["shards"]) == {0, 1}
+            np.testing.assert_array_equal(minibatch["obs"][:, 0], minibatch["rewards"])
         replay.save(str(tmp_path))
         other.restore(str(tmp_path))
         assert other.stats()["size"] == 24
