@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,8 +31,11 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
     update,
 )
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -56,9 +61,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC) if value is not None else None
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)  # PostgreSQL answers in its session's time zone
 
 
 class Base(DeclarativeBase):
@@ -108,15 +115,18 @@ class Store:
     """Keyword-only CRUD over the jobs and evaluations tables."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
+        parsed = database_url(url)
+        kwargs: dict[str, Any] = {"json_serializer": strict_json}
+        if parsed.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            if url in ("sqlite://", "sqlite:///:memory:"):
+            if parsed.database in (None, "", ":memory:"):
                 kwargs["poolclass"] = StaticPool
-        self.engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
+        else:
+            kwargs["pool_pre_ping"] = True  # survive a database restart between requests
+        self.engine = create_engine(parsed, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        _create_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -275,3 +285,58 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def database_url(url: str) -> URL:
+    """The SQLAlchemy URL, with `postgresql://` (and `postgres://`) meaning psycopg 3.
+
+    Example:
+        >>> database_url("postgresql://rldojo@db:5432/rldojo").drivername
+        'postgresql+psycopg'
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def strict_json(value: Any) -> str:
+    """Standard JSON for the JSON columns: NaN and infinities become null.
+
+    PostgreSQL's json type refuses them and so do JSON clients; SQLite would store them.
+
+    Example:
+        >>> strict_json({"a": float("inf"), "b": [1.5, float("nan")]})
+        '{"a": null, "b": [1.5, null]}'
+    """
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+_SCHEMA_LOCK = 0x726C646F6A6F  # "rldojo": the advisory lock serialising schema creation
+
+
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create missing tables; safe when several API processes start on one database at once."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
+                    )
+                Base.metadata.create_all(connection)
+            return
+        except DBAPIError as error:
+            # SQLite has no such lock: a process that lost the race sees "already exists".
+            if "already exists" not in str(error) or attempt == attempts - 1:
+                raise

@@ -22,6 +22,7 @@ import pytest
 from service import cluster
 from service.client import Client
 from service.settings import Settings
+from tests.backends import PostgresServer, S3Server
 
 ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210"
 RLDOJO = str(Path(sys.executable).with_name("rldojo"))
@@ -127,3 +128,17 @@ def alice(server: Server) -> Iterator[Client]:
 def bob(server: Server) -> Iterator[Client]:
     with server.client(BOB) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (its own data dir, port and socket)."""
+    with PostgresServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto) for the session; `s3.env` holds endpoint and keys."""
+    with S3Server() as running:
+        yield running
