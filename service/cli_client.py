@@ -5,6 +5,7 @@
     rldojo jobs | rldojo status ID | rldojo logs ID -f | rldojo stop ID | rldojo resume ID
     rldojo pull ID --checkpoint best --out ckpt/
     rldojo eval ID --episodes 10 --video run.mp4
+    rldojo plot ID|RESULTS_DIR --out curve.png
 
 The server and token come from `--url`/`--token` or `RLDOJO_URL`/`RLDOJO_TOKEN`.
 """
@@ -264,6 +265,63 @@ def eval_(
             out.print(f"video: {video}", markup=False)
 
 
+@_guard
+def plot(
+    source: Annotated[str, typer.Argument(help="A job id, or a results directory on this machine")],
+    out_file: Annotated[Path, typer.Option("--out", help="The PNG to write")] = Path("curve.png"),
+    metric: Annotated[str, typer.Option(help="Metric on the y axis")] = metrics.EPISODE_RETURN_MEAN,
+    x: Annotated[str, typer.Option("--x", help="Metric on the x axis")] = metrics.ENV_STEPS,
+    secondary: Annotated[
+        str | None, typer.Option(help="Another metric on a right-hand axis, e.g. a loss")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plotted points")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Draw a learning curve (every trial, raw and smoothed) as a PNG, like the API's curve.png.
+
+    SOURCE is a job id (read through the API) or a directory `rldojo train --out` wrote.
+    """
+    from dataclasses import asdict
+
+    from service import plots
+
+    folder = Path(source)
+    if folder.is_dir():
+        rows, title = _local_rows(folder), str(folder)
+    elif "/" in source or source.startswith("."):
+        err.print(f"error: no such results directory: {source}", markup=False)
+        raise typer.Exit(2)
+    else:
+        with _client(url, token) as client:
+            title = plots.job_title(source, client.job(source)["spec"])
+            rows = client.metrics(source)
+    try:
+        drawn = plots.learning_curve(
+            rows, out_file, metric=metric, x=x, title=title, secondary=secondary
+        )
+    except ValueError as error:
+        err.print(f"error: {error}", markup=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        out.print_json(data={"png": str(out_file), "curves": [asdict(c) for c in drawn]})
+        return
+    points = sum(len(c.y) for c in drawn)
+    out.print(f"{out_file}: {len(drawn)} trial(s), {points} points", markup=False)
+
+
+def _local_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every trial's rows under a results directory (an experiment, its parent, or a trial)."""
+    from service.training import result_rows
+
+    rows = []
+    for trial in sorted(path.parent for path in folder.rglob("result.json")):
+        for row in result_rows(trial):
+            row.setdefault("trial_id", trial.name)
+            rows.append(row)
+    return rows
+
+
 def register(app: typer.Typer) -> None:
     """Add the service commands to the `rldojo` app."""
     app.command()(serve)
@@ -275,3 +333,4 @@ def register(app: typer.Typer) -> None:
     app.command()(resume)
     app.command()(pull)
     app.command("eval")(eval_)
+    app.command()(plot)

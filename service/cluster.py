@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -266,4 +267,39 @@ def cluster_summary(connection: RayConnection, timeout: float = 5.0) -> dict[str
                 "resources": resources,
             }
         )
-    return {"address": connection.address, "nodes": found, "resources": totals}
+    return {
+        "address": connection.address,
+        "nodes": found,
+        "resources": totals,
+        "resources_used": resources_used(connection, timeout),
+    }
+
+
+def resources_used(connection: RayConnection, timeout: float = 5.0) -> dict[str, float]:
+    """Resources held by tasks and actors now, cluster-wide (the autoscaler monitor's report).
+
+    Empty while the monitor has not reported yet (the first seconds of a head) or is absent.
+    """
+    try:
+        response = httpx.get(
+            f"{connection.address}/api/cluster_status",
+            headers=connection.headers,
+            timeout=timeout,
+        )
+        response.raise_for_status()
+        status = response.json().get("data", {}).get("clusterStatus") or {}
+    except (httpx.HTTPError, ValueError):
+        return {}
+    usage = (status.get("loadMetricsReport") or {}).get("usage") or {}
+    return {
+        _snake(key): float(pair[0])
+        for key, pair in usage.items()
+        if not key.startswith("node:") and isinstance(pair, list) and pair
+    }
+
+
+def _snake(key: str) -> str:
+    """The dashboard camel-cases Ray's own resource names (objectStoreMemory); undo that."""
+    if not key[:1].islower():
+        return key  # CPU, GPU, custom resources
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.routes import catalog, checkpoints, evaluations, health, jobs
+from service.api.routes import catalog, checkpoints, curves, evaluations, health, jobs, page
 from service.evaluations import EvaluationService
 from service.jobs import ClusterUnavailableError, ConflictError, JobService, JobStatus, RayJobs
 from service.settings import Settings
@@ -61,7 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.evaluations = EvaluationService(store=store, storage=storage, ray=ray)
     for router in (jobs.router, checkpoints.router, evaluations.router, catalog.router):
         app.include_router(router)
+    app.include_router(curves.router)
     app.include_router(health.router)
+    page.mount(app)
     _add_error_handlers(app)
     _add_metrics(app, store)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

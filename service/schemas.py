@@ -34,7 +34,8 @@ class BestTrial(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A job record; `latest_metrics`, `best_trial` and `checkpoints` only on GET /jobs/{id}."""
+    """A job record; `latest_metrics`, `best_trial` and `checkpoints` on GET /jobs/{id} (and on
+    GET /jobs with `summary=true`)."""
 
     id: str
     owner: str
@@ -125,6 +126,9 @@ class ClusterOut(BaseModel):
     address: str
     nodes: list[NodeOut]
     resources: dict[str, float]
+    resources_used: dict[str, float] = Field(
+        default_factory=dict, description="Held by running tasks and actors now (e.g. CPU)"
+    )
 
 
 class HealthOut(BaseModel):

@@ -60,12 +60,15 @@ def list_jobs(
     jobs: JobsDep,
     store: StoreDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    summary: Annotated[
+        bool, Query(description="Also each job's latest metrics, best trial and checkpoints")
+    ] = False,
 ) -> list[JobOut]:
     """The caller's jobs, newest first, optionally of one status."""
     found = [jobs.reconcile(job) for job in store.list_jobs(owner=owner)]
     if status_ is not None:
         found = [job for job in found if job.status == status_.value]
-    return [job_out(job) for job in found]
+    return [job_out(job, jobs.summary(job) if summary else None) for job in found]
 
 
 @router.get("/{job_id}")

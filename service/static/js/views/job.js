@@ -1,0 +1,163 @@
+// #/jobs/<id>: live learning curve and a second chart (from the SSE metrics stream), the log
+// tail (SSE), stop / resume / delete, checkpoints with downloads, and the evaluation panel.
+
+import { blob, follow, get, post, remove, saveBlob } from "../api.js";
+import { LineChart } from "../chart.js";
+import { age, fill, h, isActive, number, report, statusBadge } from "../dom.js";
+import { evaluationPanel } from "./evaluation.js";
+
+const RETURN = "env_runners/episode_return_mean";
+const STEPS = "num_env_steps_sampled_lifetime";
+const THROUGHPUT = "env_runners/num_env_steps_sampled_lifetime_throughput/throughput_since_last_reduce";
+const REFRESH_MS = 3000;
+const LOG_LINES = 2000;
+const RESUMABLE = new Set(["STOPPED", "FAILED", "LOST"]);
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g; // terminal colours in Ray's log lines
+
+/** Keys worth a second chart: losses first, then throughput and episode length. */
+function secondMetrics(row) {
+  const keys = Object.keys(row).filter((k) => typeof row[k] === "number");
+  const losses = keys.filter((k) => k.startsWith("learners/") && /loss/i.test(k)).sort();
+  return [...losses, ...[THROUGHPUT, "env_runners/episode_len_mean"].filter((k) => keys.includes(k))];
+}
+
+function shortName(key) {
+  return key === THROUGHPUT ? "env steps / s" : key.replace(/^learners\/default_policy\//, "");
+}
+
+export function show(view, jobId) {
+  const controller = new AbortController(); // everything this view starts ends with it
+  let streams = null; // the current attempt's metrics + log streams
+  const rows = [];
+  let status = "PENDING";
+  const statusBox = h("span", { id: "job-status" });
+  const title = h("h1", {}, "Job ", h("code", {}, jobId), " ", statusBox);
+  const meta = h("p", { class: "muted", id: "job-meta" });
+  const buttons = {
+    stop: h("button", { id: "stop", type: "button", onclick: () => act("stop") }, "Stop"),
+    resume: h("button", { id: "resume", type: "button", onclick: () => act("resume") }, "Resume"),
+    remove: h("button", { id: "delete", type: "button", class: "danger", onclick: () => act("delete") },
+      "Delete"),
+    png: h("button", { type: "button", class: "quiet", onclick: savePng }, "Save curve PNG"),
+  };
+  const returnBox = h("figure", { id: "return-chart" },
+    h("figcaption", {}, "Mean episode return against env steps, one line per trial"));
+  const metricSelect = h("select", { id: "second-metric", onchange: redrawSecond });
+  const secondBox = h("figure", { id: "second-chart" },
+    h("figcaption", {}, "Second chart: ", metricSelect));
+  const checkpointRows = h("tbody");
+  const log = h("pre", { id: "log", class: "log" });
+  const evaluation = evaluationPanel(jobId, controller.signal);
+  fill(view, title, meta, h("div", { class: "row actions" }, Object.values(buttons)),
+    h("div", { class: "charts" }, returnBox, secondBox),
+    evaluation.element,
+    h("section", {}, h("h2", {}, "Checkpoints"), h("table", { id: "checkpoints" },
+      h("thead", {}, h("tr", {}, ["id", "trial", "iteration", "env steps", "mean return", ""]
+        .map((t) => h("th", {}, t)))), checkpointRows)),
+    h("section", {}, h("h2", {}, "Log"), log));
+  const returnChart = new LineChart(returnBox, { xLabel: "env steps", yLabel: "mean episode return" });
+  const secondChart = new LineChart(secondBox, { xLabel: "env steps", yLabel: "" });
+
+  function addRow(row) {
+    rows.push(row);
+    const trial = String(row.trial_id ?? "run");
+    returnChart.add(trial, row[STEPS], row[RETURN]);
+    const known = [...metricSelect.options].map((o) => o.value);
+    const fresh = secondMetrics(row).filter((k) => !known.includes(k));
+    fresh.forEach((k) => metricSelect.append(h("option", { value: k }, shortName(k))));
+    if (fresh.length && !known.length) redrawSecond();
+    else secondChart.add(trial, row[STEPS], row[metricSelect.value]);
+  }
+
+  function redrawSecond() {
+    secondChart.clear();
+    secondChart.setLabels({ yLabel: shortName(metricSelect.value) });
+    rows.forEach((r) => secondChart.add(String(r.trial_id ?? "run"), r[STEPS], r[metricSelect.value]));
+  }
+
+  function appendLog(line) {
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.append(`${line.replace(ANSI, "")}\n`);
+    while (log.childNodes.length > LOG_LINES) log.firstChild.remove();
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  /** Follow this attempt's metrics and logs from the start (both streams end with the job). */
+  function startStreams() {
+    if (streams) streams.abort();
+    streams = new AbortController();
+    const signal = AbortSignal.any([controller.signal, streams.signal]);
+    rows.length = 0;
+    returnChart.clear();
+    secondChart.clear();
+    log.replaceChildren();
+    follow(`/v1/jobs/${jobId}/metrics`, (event, data) => event === "metrics" && addRow(data), signal)
+      .then(refresh).catch(report);
+    follow(`/v1/jobs/${jobId}/logs`, (event, data) => event === "log" && appendLog(data), signal)
+      .catch(report);
+  }
+
+  async function refresh() {
+    const job = await get(`/v1/jobs/${jobId}`, null, controller.signal);
+    status = job.status;
+    fill(statusBox, statusBadge(job.status));
+    fill(meta, `${job.spec.algorithm} on ${job.spec.env} · created ${age(job.created_at)} · `
+      + `attempt ${job.attempts} · ${job.checkpoints ?? 0} checkpoint(s)`,
+    job.message ? ` · ${job.message}` : "");
+    buttons.stop.disabled = !isActive(job.status);
+    buttons.resume.disabled = !RESUMABLE.has(job.status);
+    buttons.remove.disabled = isActive(job.status);
+    const checkpoints = await get(`/v1/jobs/${jobId}/checkpoints`, null, controller.signal);
+    fill(checkpointRows, checkpoints.map((c) => h("tr", {},
+      h("td", {}, h("code", {}, c.id)), h("td", {}, c.trial_id),
+      h("td", { class: "num" }, number(c.iteration)), h("td", { class: "num" }, number(c.env_steps)),
+      h("td", { class: "num" }, number(c.return_mean)),
+      h("td", {}, h("button", { type: "button", class: "quiet", onclick: () => download(c) }, "Download"),
+        " ", h("button", { type: "button", class: "quiet", onclick: () => evaluation.start(c.id) },
+          "Evaluate")))));
+    return job;
+  }
+
+  async function download(checkpoint) {
+    try {
+      const archive = await blob(`/v1/jobs/${jobId}/checkpoints/${checkpoint.id}/archive`);
+      saveBlob(archive, `${jobId}-${checkpoint.id}.tar.gz`);
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  async function savePng() {
+    try {
+      saveBlob(await blob(`/v1/jobs/${jobId}/curve.png`), `${jobId}-curve.png`);
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  async function act(action) {
+    try {
+      if (action === "delete") {
+        if (!window.confirm(`Delete job ${jobId} and its files?`)) return;
+        await remove(`/v1/jobs/${jobId}`, { purge: "true" });
+        window.location.hash = "#/jobs";
+        return;
+      }
+      Object.values(buttons).forEach((b) => { b.disabled = true; });
+      await post(`/v1/jobs/${jobId}/${action}`, undefined, controller.signal);
+      if (action === "resume") startStreams();
+    } catch (error) {
+      report(error);
+    } finally {
+      if (action !== "delete") refresh().catch(report);
+    }
+  }
+
+  refresh().then(startStreams).catch(report);
+  const timer = setInterval(() => isActive(status) && refresh().catch(report), REFRESH_MS);
+  return () => {
+    clearInterval(timer);
+    controller.abort();
+    evaluation.close();
+  };
+}
