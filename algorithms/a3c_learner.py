@@ -9,6 +9,8 @@ that worker alone.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -47,12 +49,17 @@ class A3CTorchLearner(ActorCriticTorchLearner):
             for param, grad in zip(params, gradients, strict=True)
         }
         norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads.values()])))
+        if not math.isfinite(norm):  # as RLlib does by default: nan/inf entries become 0
+            grads = {ref: torch.nan_to_num(grad) for ref, grad in grads.items()}
         grads = self.postprocess_gradients(grads)  # clip to `grad_clip` (global norm)
         self.apply_gradients(grads)
         self.weights_version += 1
         return self.get_weights(), self.weights_version, norm
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """The shared module's weights as numpy arrays (a worker's `set_state` input)."""
+        """A copy of the shared module's weights as numpy arrays (a worker's `set_state` input).
+
+        A copy, not views of the live tensors, which the next update changes in place.
+        """
         state = self.module[DEFAULT_MODULE_ID].state_dict()
-        return {name: tensor.detach().cpu().numpy() for name, tensor in state.items()}
+        return {name: tensor.detach().cpu().numpy().copy() for name, tensor in state.items()}

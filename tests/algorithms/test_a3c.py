@@ -8,6 +8,7 @@ import signal
 import time
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -102,6 +103,18 @@ def test_config_defaults_and_validation() -> None:
     assert {"t_max", "gradients_per_iteration", "entropy_coeff"} <= set(
         algorithms.hyperparameters("a3c")
     )
+
+
+def test_learner_zeroes_non_finite_gradient_entries() -> None:
+    learner = _config().build_learner(env=gym.make("CartPole-v1"))
+    before = learner.get_weights()
+    gradients = [np.ones_like(weight) for weight in before.values()]
+    gradients[0][0] = np.nan  # a bad row in the first tensor
+    weights, version, norm = learner.apply_worker_gradients(gradients)
+    assert version == 1 and not math.isfinite(norm)
+    for name, weight in weights.items():
+        assert np.isfinite(weight).all(), name
+        assert not np.array_equal(weight, before[name]), name  # every tensor moved
 
 
 @pytest.mark.usefixtures("ray_local")
