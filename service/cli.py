@@ -165,8 +165,8 @@ def train(
         str | None, typer.Argument(help="Algorithm name (rldojo algorithms)")
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for results and checkpoints")
-    ] = Path("results"),
+        str, typer.Option("--out", help="Directory or s3:// URI for results and checkpoints")
+    ] = "results",
     env: Annotated[str | None, typer.Option(help="Env id (rldojo envs)")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Config override key=value (JSON value)")
@@ -202,8 +202,9 @@ def train(
         },
         seed,
     )
-    if resume and not (out / name).exists() and "://" not in str(out):
-        raise UsageError(f"nothing to resume at {out / name}")
+    # A str, not a Path: Path("s3://bucket/x") would collapse to the local path "s3:/bucket/x".
+    if resume and "://" not in out and not (Path(out) / name).exists():
+        raise UsageError(f"nothing to resume at {Path(out) / name}")
     logging.getLogger("ray").setLevel(logging.WARNING)
     with ProgressDisplay() as display:
         summary = training.train(

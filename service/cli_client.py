@@ -94,6 +94,7 @@ def serve(
 ) -> None:
     """Run the HTTP service (starts or re-joins the embedded Ray head unless RLDOJO_RAY_ADDRESS)."""
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from service.main import create_app
     from service.settings import Settings
@@ -106,7 +107,12 @@ def serve(
     except ValueError as error:
         err.print(f"error: {error}", markup=False)
         raise typer.Exit(2) from None
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    try:
+        app = create_app(settings)
+    except (ValueError, OSError, SQLAlchemyError) as error:  # storage root or database unusable
+        err.print(f"error: {str(error).splitlines()[0]}", markup=False)
+        raise typer.Exit(2) from None
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 
 @_guard

@@ -77,6 +77,20 @@ class Storage:
         self._rows: dict[str, tuple[tuple[Any, Any], list[dict[str, Any]]]] = {}
         if isinstance(self.fs, pafs.LocalFileSystem):
             self.fs.create_dir(self.base, recursive=True)
+        else:
+            self._check_bucket()
+
+    def _check_bucket(self) -> None:
+        """Fail at start-up, naming the root, when an object store's bucket is not there."""
+        bucket = self.base.split("/", 1)[0]
+        try:
+            found = self.fs.get_file_info(bucket).type != pafs.FileType.NotFound
+        except OSError as error:
+            raise ValueError(f"storage root {self.root_uri}: {error}") from None
+        if not found:
+            raise ValueError(
+                f"storage root {self.root_uri}: bucket {bucket!r} does not exist (create it first)"
+            )
 
     @staticmethod
     def _as_uri(root: str) -> str:
