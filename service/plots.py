@@ -43,6 +43,7 @@ class TrialCurve:
     x: list[float]
     y: list[float]
     smoothed: list[float]
+    window: int
     secondary: list[float | None] | None = None
 
 
@@ -103,6 +104,7 @@ def curves(
                 x=[p[0] for p in trial_points],
                 y=ys,
                 smoothed=smooth(ys, window),
+                window=window,
                 secondary=[p[2] for p in trial_points] if secondary else None,
             )
         )
@@ -164,7 +166,8 @@ def learning_curve(
         right.set_ylabel(f"{LABELS.get(secondary, secondary)} (dotted)")
     axes.set_title(title or f"{LABELS.get(metric, metric)} against {LABELS.get(x, x)}")
     axes.grid(alpha=0.3)
-    legend = axes.legend(loc="best", fontsize="small", title="trial (thin: raw)")
+    title_text = f"trial (thick: mean of {found[0].window}, thin: raw)"
+    legend = axes.legend(loc="best", fontsize="small", title=title_text)
     legend.get_title().set_fontsize("small")
     figure.tight_layout()
     figure.savefig(out, format="png")

@@ -1,0 +1,175 @@
+"""The web page in Debian's Chromium (headless, driven by Playwright; no browser download)
+against the real service and Ray: submit from the form and watch the job to an evaluation
+video, see a field's 422 message, and be told when the token is wrong.
+
+The first test saves its job-view screenshot under the test's tmp_path and copies it to
+docs/job-view.png, the README's picture.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from service.client import Client
+from tests.service.conftest import ALICE, Server
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "job-view.png"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SLOW_MS = 150_000  # a Ray job on 2 busy cores: start, train or evaluate
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's /usr/bin/chromium (make system-deps installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def js_errors() -> list[str]:
+    return []
+
+
+@pytest.fixture()
+def page(browser: Any, server: Server, js_errors: list[str]) -> Iterator[Any]:
+    """A fresh tab (empty session storage) on the page, collecting uncaught script errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 960})
+    tab = context.new_page()
+    tab.on("pageerror", lambda error: js_errors.append(str(error)))
+    tab.goto(server.url)
+    yield tab
+    context.close()
+
+
+def sign_in(page: Any, token: str) -> None:
+    page.fill("#token", token)
+    page.click("text=Use token")
+
+
+def test_submit_watch_and_evaluate_from_the_page(
+    page: Any, alice: Client, js_errors: list[str], tmp_path: Path
+) -> None:
+    sign_in(page, ALICE)
+    expect(page.locator("#jobs")).to_be_visible()
+    page.click("nav >> text=New job")
+    page.select_option("#f-algorithm", "q_learning")
+    expect(page.locator("[id='f-config.alpha']")).to_have_value("0.01")  # the API's default
+    page.select_option("#f-env", "rldojo/GridWorld-v0")
+    page.fill("[id='f-stop.iterations']", "10")
+    page.fill("#f-seed", "1")
+    page.click("#submit-form button[type=submit]")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f]+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    assert alice.job(job_id)["spec"]["stop"]["iterations"] == 10
+
+    # The live curve: one line per trial, drawn from the SSE stream while the job runs.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#return-chart path.series')]"
+        ".some(line => Number(line.dataset.points) >= 2)",
+        timeout=SLOW_MS,
+    )
+    expect(page.locator("#job-status")).to_have_text("SUCCEEDED", timeout=SLOW_MS)
+    line = page.locator("#return-chart path.series")
+    expect(line).to_have_attribute("data-points", str(len(alice.metrics(job_id))))
+    expect(page.locator("#checkpoints tbody tr")).to_have_count(1)  # at iteration 10
+    expect(page.locator("#log")).to_contain_text("iter 10")
+
+    page.click("#evaluate")
+    video = page.locator("#eval-video")
+    # The MP4 loads and Chromium decodes frames of it (H.264 plays in Debian's build).
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#eval-video');"
+        " return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 0; }",
+        timeout=SLOW_MS,
+    )
+    assert video.evaluate("v => v.videoWidth * v.videoHeight") > 0
+    expect(page.locator("#eval-score strong")).to_have_text("100")
+    expect(page.locator("#eval-score")).to_contain_text("over 10 episode(s)")
+
+    shot = tmp_path / "job-view.png"
+    page.screenshot(path=str(shot), full_page=True)
+    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, DOCS_SCREENSHOT)
+    assert js_errors == []
+
+
+def test_an_invalid_value_shows_the_api_message_beside_its_field(
+    page: Any, alice: Client, js_errors: list[str]
+) -> None:
+    before = len(alice.jobs())
+    sign_in(page, ALICE)
+    page.click("nav >> text=New job")
+    page.fill("[id='f-config.alpha']", "abc")
+    page.click("#submit-form button[type=submit]")
+    error = page.locator("[data-field='config.alpha'] .field-error")
+    expect(error).to_have_text("Input should be a valid number, unable to parse string as a number")
+    expect(page.locator("[data-field='config.gamma'] .field-error")).to_be_hidden()
+    assert page.url.endswith("#/new") and len(alice.jobs()) == before
+    assert js_errors == []
+
+
+def test_a_wrong_token_says_not_authorised(page: Any, js_errors: list[str]) -> None:
+    sign_in(page, "not-a-valid-token")
+    expect(page.locator("#auth-error")).to_contain_text("Not authorised")
+    expect(page.locator("#token")).to_be_visible()  # asked again, not a blank page
+    assert js_errors == []
+
+
+def test_breakout_evaluation_video_plays_in_chromium(browser: Any, tmp_path: Path) -> None:
+    """The grid world's video plays in the first test; Breakout's frames are larger and odd."""
+    import envs
+    from algorithms.evaluation import write_video
+
+    env = envs.make("rldojo/Breakout-v0", {}, render_mode="rgb_array")
+    env.reset(seed=0)
+    frames = [env.render()]
+    for _ in range(40):
+        env.step(env.action_space.sample())
+        frames.append(env.render())
+    env.close()
+    mp4 = write_video(frames, tmp_path / "breakout.mp4")
+    tab = browser.new_page()
+    tab.set_content("<video muted></video>")
+    played = tab.evaluate(
+        """async (data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const video = document.querySelector("video");
+            const loaded = new Promise((ok, fail) => {
+                video.onloadeddata = ok;
+                video.onerror = () => fail(new Error(`media error ${video.error.code}`));
+            });
+            video.src = URL.createObjectURL(new Blob([bytes], { type: "video/mp4" }));
+            await loaded;
+            await video.play();
+            await new Promise((ok) => video.requestVideoFrameCallback(ok));  // a frame shown
+            return { width: video.videoWidth, height: video.videoHeight,
+                     frames: video.getVideoPlaybackQuality().totalVideoFrames };
+        }""",
+        base64.b64encode(mp4.read_bytes()).decode(),
+    )
+    tab.close()
+    assert (played["width"], played["height"]) == (160, 210)
+    assert played["frames"] > 0
