@@ -31,21 +31,17 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
+    from service.plots import learning_curve
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r["env_steps"] for r in rows if r["return_mean"] is not None]
-    returns = [r["return_mean"] for r in rows if r["return_mean"] is not None]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, returns)
-    ax.set_xlabel("env steps (agent steps, frame skip 4)")
-    ax.set_ylabel("mean episode return (clipped rewards)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    learning_curve(
+        rows,
+        path,
+        metric="return_mean",
+        x="env_steps",
+        title=title,
+        xlabel="env steps (agent steps, frame skip 4)",
+        ylabel="mean episode return (clipped rewards)",
+    )
 
 
 def main() -> None:

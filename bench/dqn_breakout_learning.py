@@ -93,25 +93,19 @@ def main() -> None:
 
 
 def plot(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
-    import matplotlib
+    from service.plots import learning_curve
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scored = [r for r in rows if r["return_mean_20"] is not None]
-    fig, left = plt.subplots(figsize=(8, 4.5))
-    left.plot([r["env_steps"] for r in scored], [r["return_mean_20"] for r in scored], "b-")
-    left.set_xlabel("env steps (agent steps, 4 frames each)")
-    left.set_ylabel("mean return of the last 20 games (clipped)", color="b")
-    right = left.twinx()
-    right.plot([r["env_steps"] for r in rows], [r["epsilon"] for r in rows], "g:", label="epsilon")
-    right.set_ylabel("epsilon", color="g")
-    left.axvline(args.learning_starts, color="grey", linestyle="--", linewidth=0.8)
-    left.set_title(
-        f"rldojo dqn, rldojo/Breakout-v0, book_breakout preset, {args.minutes:g} min CPU"
+    learning_curve(
+        rows,
+        path,
+        metric="return_mean_20",
+        x="env_steps",
+        secondary="epsilon",
+        xlabel="env steps (agent steps, 4 frames each)",
+        ylabel="mean return of the last 20 games (clipped)",
+        title=f"rldojo dqn, rldojo/Breakout-v0, book_breakout preset, {args.minutes:g} min CPU, "
+        f"learning from step {args.learning_starts}",
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
