@@ -153,11 +153,19 @@ def test_one_iteration_on_cartpole_and_checkpoint_round_trip(tmp_path) -> None:
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_one_iteration_on_breakout_with_a_small_replay() -> None:
+@pytest.mark.parametrize(
+    ("env_id", "env_config"),
+    [
+        # A life loss ends the episode, so a 150-step iteration finishes some and reports returns.
+        ("rldojo/Breakout-v0", {"terminal_on_life_loss": True}),
+        # Another ALE game through the same pipeline, as a user names it; games cut at 100 steps.
+        ("rldojo/Atari-v0", {"game": "Pong", "max_episode_steps": 100}),
+    ],
+)
+def test_one_iteration_on_atari_with_a_small_replay(env_id: str, env_config: dict) -> None:
     config = (
         DQNConfig()
-        # A life loss ends the episode, so a 150-step iteration finishes some and reports returns.
-        .environment("rldojo/Breakout-v0", env_config={"terminal_on_life_loss": True})
+        .environment(env_id, env_config=env_config)
         .training(
             replay_capacity=500,
             learning_starts=64,
