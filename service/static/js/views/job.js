@@ -143,7 +143,7 @@ export function show(view, jobId) {
         window.location.hash = "#/jobs";
         return;
       }
-      Object.values(buttons).forEach((b) => { b.disabled = true; });
+      [buttons.stop, buttons.resume, buttons.remove].forEach((b) => { b.disabled = true; });
       await post(`/v1/jobs/${jobId}/${action}`, undefined, controller.signal);
       if (action === "resume") startStreams();
     } catch (error) {
