@@ -5,7 +5,7 @@ Its JSON form:
     {"algorithm": "q_learning", "env": "rldojo/GridWorld-v0", "env_config": {"size": 5},
      "config": {"gamma": 0.9}, "seed": 1,
      "stop": {"iterations": 100, "env_steps": 20000, "return_mean": 99.0, "seconds": 600},
-     "resources": {"env_runners": 1, "learners": 0, "gpus_per_learner": 0},
+     "resources": {"env_runners": 1, "learners": 0, "gpus_per_learner": 0, "placement": "SPREAD"},
      "checkpoint": {"every": 10, "keep": 3},
      "search": {"lr": {"grid": [0.001, 0.0005]}}, "num_samples": 1}
 
@@ -17,7 +17,7 @@ with the field named, before anything runs.
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import gymnasium as gym
 from pydantic import (
@@ -49,11 +49,17 @@ class StopSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    """Ray resources per trial; None keeps the algorithm's default."""
+    """Ray resources per trial; None keeps the algorithm's default.
+
+    `placement` is how the trial's Ray bundles (its main process, EnvRunners, learners) go onto
+    nodes: "SPREAD" over as many nodes as possible (a lost node takes fewer of them, and its
+    EnvRunners are restarted elsewhere), or "PACK" onto as few as possible (RLlib's default).
+    """
 
     env_runners: Annotated[int, Field(ge=0, le=256)] | None = None
     learners: Annotated[int, Field(ge=0, le=64)] | None = None
     gpus_per_learner: Annotated[float, Field(ge=0, le=8)] | None = None
+    placement: Literal["PACK", "SPREAD"] | None = None
 
 
 class CheckpointSpec(_Strict):

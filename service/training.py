@@ -46,6 +46,8 @@ def build_config(spec: JobSpec) -> AlgorithmConfig:
         config.learners(num_learners=resources.learners)
     if resources.gpus_per_learner is not None:
         config.learners(num_gpus_per_learner=resources.gpus_per_learner)
+    if resources.placement is not None:
+        config.resources(placement_strategy=resources.placement)
     return config
 
 

@@ -14,7 +14,7 @@ EXAMPLE = {
     "config": {"gamma": 0.9},
     "seed": 1,
     "stop": {"iterations": 100, "env_steps": 20000, "return_mean": 99.0, "seconds": 600},
-    "resources": {"env_runners": 1, "learners": 0, "gpus_per_learner": 0},
+    "resources": {"env_runners": 1, "learners": 0, "gpus_per_learner": 0, "placement": "SPREAD"},
     "checkpoint": {"every": 10, "keep": 3},
     "search": {"alpha": {"grid": [0.1, 0.01]}},
     "num_samples": 1,
@@ -29,6 +29,7 @@ def test_the_issue_example_parses_and_becomes_the_tune_param_space():
     assert space["gamma"] == 0.9
     assert space["seed"] == 1
     assert space["num_env_runners"] == 1
+    assert space["placement_strategy"] == "SPREAD"
     assert space["alpha"] == {"grid_search": [0.1, 0.01]}
     assert stop_criteria(spec) == {
         "training_iteration": 100,
@@ -60,6 +61,7 @@ def test_defaults_fill_in():
         ({"search": {"alpha": {"grid": ["x"]}}}, ["search", "alpha"], "valid number"),
         ({"search": {"tau": {"grid": [1]}}}, ["search", "tau"], "unknown key"),
         ({"num_samples": 0}, ["num_samples"], "greater than"),
+        ({"resources": {"placement": "STRICT"}}, ["resources", "placement"], "'PACK' or 'SPREAD'"),
         ({"extra": 1}, ["extra"], "Extra inputs"),
     ],
 )
