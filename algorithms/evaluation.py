@@ -155,17 +155,12 @@ def write_video(frames: list[np.ndarray], path: Path, fps: int = 15) -> Path:
     import imageio.v2 as imageio
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames[0].shape[:2]
-    # H.264 with yuv420p needs even sides; scale small frames up so the video is watchable.
-    scale = max(1, 256 // max(height, width))
+    # Small frames (the 160-pixel grid worlds) are enlarged by whole pixels, so cells stay
+    # sharp; H.264 with yuv420p needs even sides, which imageio ensures (macro_block_size=2).
+    scale = max(1, 320 // max(frames[0].shape[:2]))
     with imageio.get_writer(
-        path,
-        fps=fps,
-        codec="libx264",
-        pixelformat="yuv420p",
-        macro_block_size=16,
-        output_params=["-vf", f"scale={width * scale}:{height * scale}:flags=neighbor"],
+        path, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=2
     ) as writer:
         for frame in frames:
-            writer.append_data(frame)
+            writer.append_data(frame.repeat(scale, axis=0).repeat(scale, axis=1))
     return path
