@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format setup system-deps clean
+.PHONY: run test test-image lint format setup system-deps clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q
+
+# The Dockerfile's install commands in a fresh venv (tests/deploy/test_image_install.py): minutes
+# of unpacking torch and Ray, so outside `make test`. CI runs both.
+test-image: $(STAMP)
+	$(PY) -m pytest -q -m image tests/deploy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
