@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
 
 from service.settings import Settings
+from tests.service.conftest import wait_for_condition
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -203,3 +209,85 @@ def test_gpu_override_builds_cuda_workers_with_devices(tmp_path: Path) -> None:
     [device] = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert int(device["count"]) == 2 == int(_flag(worker, "--num-gpus"))
+
+
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning"
+)  # Ray's CLI imports Serve's pydantic models
+def test_ray_commands_use_only_options_ray_start_knows(config: dict[str, Any]) -> None:
+    from ray.scripts.scripts import start  # Ray's own `ray start` (a click command)
+
+    known = {name for param in start.params for name in param.opts}
+    for name in ("ray-head", "ray-worker"):
+        command = _command(config["services"][name])
+        assert command[:2] == ["ray", "start"]
+        options = {arg.split("=", 1)[0] for arg in command[2:]}
+        assert options <= known, f"{name}: unknown options {options - known}"
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_head_command_starts_a_token_ray_head_that_passes_its_health_check(
+    config: dict[str, Any],
+) -> None:
+    """The compose head's own `ray start` flags and environment on this machine; only its ports
+    move to free ones (other Ray clusters share the machine) and its dashboard to loopback."""
+    head = config["services"]["ray-head"]
+    gcs, dashboard, agent, *others = _free_ports(8)
+    moved = ("--port=", "--dashboard-port=", "--dashboard-host=")
+    command = [Path(sys.executable).with_name("ray").as_posix(), "start"]
+    command += [arg for arg in _command(head)[2:] if not arg.startswith(moved)]
+    temp_dir = tempfile.mkdtemp(prefix="rldojo-hc-", dir="/tmp")  # Ray's sockets need a short path
+    command += [
+        f"--port={gcs}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={others[0]}",
+        f"--metrics-export-port={others[1]}",
+        f"--runtime-env-agent-port={others[2]}",
+        f"--ray-client-server-port={others[3]}",
+        f"--node-manager-port={others[4]}",
+        f"--temp-dir={temp_dir}",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update({k: str(v) for k, v in head["environment"].items()})
+    check = head["healthcheck"]["test"][1]
+    check = check.replace(":52365/", f":{agent}/").replace(":8265/", f":{dashboard}/")
+    assert str(agent) in check and str(dashboard) in check, check
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def healthy() -> bool:
+            assert process.poll() is None, f"ray start exited with {process.returncode}"
+            return subprocess.run(["/bin/sh", "-c", check], timeout=30).returncode == 0
+
+        wait_for_condition(healthy, timeout=120, interval=1.0)
+        # Token auth is on: the same dashboard refuses an API call without the token.
+        url = f"http://127.0.0.1:{dashboard}/api/jobs/"
+        assert httpx.get(url, timeout=10).status_code == 401
+        token = {"Authorization": f"Bearer {head['environment']['RAY_AUTH_TOKEN']}"}
+        wait_for_condition(lambda: httpx.get(url, headers=token, timeout=10).status_code == 200)
+    finally:
+        process.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
