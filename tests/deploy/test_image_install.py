@@ -9,8 +9,8 @@ and list the algorithms.
 
 On this machine PyTorch's CPU index is unreachable; pip skips it and finds the same
 torch==2.13.0+cpu wheel through the machine's pip config (find-links), as the image does from
-the index. It takes minutes (torch and Ray unpack about 2 GB), hence the `image` marker:
-`make test-image` runs it.
+the index. It takes minutes (191 s measured on the shared 2-core machine; torch alone unpacks to
+0.9 GB), hence the `image` marker: `make test-image` runs it (and CI, after `make test`).
 """
 
 from __future__ import annotations
