@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-image lint format setup system-deps clean
+.PHONY: run test test-image test-cluster lint format setup system-deps clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,12 @@ test: $(STAMP) system-deps lint
 # of unpacking torch and Ray, so outside `make test`. CI runs both.
 test-image: $(STAMP)
 	$(PY) -m pytest -q -m image tests/deploy
+
+# Real Ray nodes started with `ray start` (a head and a worker), the API over them, nodes killed
+# mid-job; plus one job on S3 storage and a PostgreSQL job store. About 4 minutes, so outside
+# `make test`. CI runs it too.
+test-cluster: $(STAMP) system-deps
+	$(PY) -m pytest -q -m cluster --durations=0 tests/cluster tests/service/test_s3_postgres_service.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -241,6 +241,7 @@ class JobService:
         )
         if not claimed:
             raise ConflictError(f"job {job.id} changed state meanwhile; try again")
+        self.storage.keep_attempt_rows(job.id, job.attempts)
         try:
             self._start_attempt(
                 job_id=job.id, owner=job.owner, spec=job.spec, attempt=job.attempts + 1

@@ -29,7 +29,11 @@ class Settings(BaseSettings):
         ray_num_cpus: CPUs the embedded head offers (None: all of the machine's).
         database_url: SQLAlchemy URL (None: a SQLite file in `data_dir`).
         storage_root: where Tune results, checkpoints and evaluations go: a local path or an
-            `s3://bucket/prefix` URI (None: `data_dir/storage`).
+            `s3://bucket/prefix` URI (None: `data_dir/storage`). Every Ray node must reach it:
+            a path they all mount, or S3, whose keys and endpoint come from the standard
+            variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`,
+            `AWS_ENDPOINT_URL` for an S3-compatible server) in the API's and every node's
+            environment; pyarrow, and so Ray Tune, reads them there.
         host, port: where `rldojo serve` binds.
         api_tokens: {token: owner}; empty means no auth, which is only allowed on loopback.
         max_body_bytes: request bodies larger than this are refused with 413.

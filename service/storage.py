@@ -4,6 +4,7 @@ Layout under the root:
 
     jobs/<job_id>/spec.json                       the validated spec the job was submitted with
     jobs/<job_id>/run/<trial>/result.json         Tune's per-iteration rows (one JSON per line)
+    jobs/<job_id>/run/<trial>/result.attempt-NNN.json  the rows of earlier attempts (see resume)
     jobs/<job_id>/run/<trial>/checkpoint_NNNNNN/  RLlib algorithm checkpoints
     jobs/<job_id>/logs/attempt-<n>.log            each finished Ray job's driver log
     evaluations/<eval_id>/result.json, video.mp4  what an evaluation job wrote
@@ -30,6 +31,8 @@ import pyarrow.fs as pafs
 from algorithms.common import metrics
 
 EXPERIMENT = "run"
+RESULT = "result.json"
+_ROWS_FILE = re.compile(r"^result(\.attempt-\d{3})?\.json$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d{6})$")
 _TRIAL_ID = re.compile(r"[0-9a-f]{5}_\d{5}")
 # Only these may be rebuilt when reading a checkpoint's algorithm_state.pkl (numbers, dicts).
@@ -169,21 +172,47 @@ class Storage:
     # ---- Tune results -----------------------------------------------------------------------
 
     def trial_paths(self, job_id: str) -> list[str]:
-        """The job's trial directories (those that hold a result.json)."""
+        """The job's trial directories (those that hold result rows)."""
         experiment = f"{self.job_path(job_id)}/{EXPERIMENT}"
         found = []
         for info in self._list(experiment):
-            if info.type == pafs.FileType.Directory and self.exists(f"{info.path}/result.json"):
+            if info.type == pafs.FileType.Directory and self._rows_files(info.path):
                 found.append(info.path)
         return sorted(found)
+
+    def _rows_files(self, trial_path: str) -> list[str]:
+        """Earlier attempts' row files, oldest first, then the current result.json."""
+        names = {posixpath.basename(i.path) for i in self._list(trial_path)}
+        attempts = sorted(n for n in names if _ROWS_FILE.match(n) and n != RESULT)
+        current = [RESULT] if RESULT in names else []
+        return [f"{trial_path}/{name}" for name in attempts + current]
+
+    def keep_attempt_rows(self, job_id: str, attempt: int) -> None:
+        """Set attempt `attempt`'s result rows aside before the next attempt starts.
+
+        A resumed Tune trial copies its old result.json back only when Tune's experiment
+        snapshot had recorded one of its checkpoints; otherwise (a crash before that) it starts
+        the file afresh and its upload replaces the rows already on storage. Moving them to
+        `result.attempt-NNN.json` first keeps every row served so far, in either case.
+        """
+        for trial_path in self.trial_paths(job_id):
+            current = f"{trial_path}/{RESULT}"
+            if self.exists(current):
+                self.fs.move(current, f"{trial_path}/result.attempt-{attempt:03d}.json")
 
     def trial_rows(self, trial_path: str) -> list[dict[str, Any]]:
         """A trial's flattened per-iteration rows (metric names as in `metrics`), JSON-safe.
 
-        Parsed rows are cached per file size and mtime (result.json only grows), so repeated
-        reads of a finished or idle trial cost one `stat`.
+        Earlier attempts' rows come first, then the current attempt's.
         """
-        path = f"{trial_path}/result.json"
+        rows = []
+        for path in self._rows_files(trial_path):
+            rows.extend(self._file_rows(path))
+        return rows
+
+    def _file_rows(self, path: str) -> list[dict[str, Any]]:
+        """One row file's rows, cached per size and mtime (row files only grow), so repeated
+        reads of a finished or idle trial cost one `stat`."""
         info = self.fs.get_file_info(path)
         key = (info.size, info.mtime_ns)
         cached = self._rows.get(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,6 +162,11 @@ def train(
             ),
         )
         _write_spec(spec, experiment)
+    # Tune snapshots its experiment state, and syncs the result rows to storage with it, every
+    # TUNE_GLOBAL_CHECKPOINT_S seconds (by default 10 or more). A short period keeps the API's
+    # metrics live and narrows what a crash rolls back: a resumed trial restarts from the last
+    # checkpoint that snapshot knew of, and re-writes any newer checkpoint at the same iteration.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     grid = tuner.fit()
     return TrainingSummary(
         experiment_path=experiment,
@@ -193,14 +199,21 @@ def _summarise(result: Any) -> TrialSummary:
 
 
 def result_rows(trial_dir: str | Path) -> list[dict[str, Any]]:
-    """Every iteration's result row of one trial, flattened (metric names as in `metrics`)."""
-    path = Path(trial_dir) / "result.json"
-    if not path.is_file():
-        return []
+    """Every iteration's result row of one trial, flattened (metric names as in `metrics`).
+
+    Rows of earlier attempts that the service set aside on resume (`result.attempt-NNN.json`)
+    come first.
+    """
+    paths = sorted(Path(trial_dir).glob("result.attempt-*.json")) + [
+        Path(trial_dir) / "result.json"
+    ]
     rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rows.append(metrics.flatten(json.loads(line)))
+    for path in paths:
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append(metrics.flatten(json.loads(line)))
     return rows
 
 

@@ -1,9 +1,10 @@
-"""Results and checkpoints on `s3://` (a real local S3 server, moto) with the job store on a
-real PostgreSQL server: the storage layer on its own, then one job through `rldojo serve`.
+"""`rldojo serve` with its job store on a real PostgreSQL server and its storage root on `s3://`
+(a real local S3 server, moto): one job trained, listed, downloaded and evaluated end to end.
 
 pyarrow (and so Ray Tune, the service's storage and the evaluation job) finds the endpoint in
 `AWS_ENDPOINT_URL` and the keys in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; the server gets
-them in its environment and hands them on to the embedded Ray head it starts.
+them in its environment and hands them on to the embedded Ray head it starts. It starts its own
+Ray head, so it runs in `make test-cluster` (marker `cluster`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from algorithms.common import metrics
-from service.storage import Storage
 from service.store import Store
 from tests.backends import PostgresServer, S3Server
 from tests.service.conftest import ALICE, Server
@@ -22,38 +22,12 @@ from tests.service.conftest import ALICE, Server
 BUCKET = "rldojo-results"
 PREFIX = "team/rldojo"
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture(scope="module")
 def bucket(s3: S3Server) -> str:
     return s3.create_bucket(BUCKET)
-
-
-@pytest.fixture()
-def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process's pyarrow talks to the test's S3 server."""
-    for key, value in s3.env.items():
-        monkeypatch.setenv(key, value)
-
-
-def test_storage_reads_and_writes_s3(s3: S3Server, bucket: str, s3_env: None) -> None:
-    storage = Storage(f"{bucket}/files")
-    spec = f"{storage.job_path('j1')}/spec.json"
-    storage.write_text(spec, '{"algorithm": "q_learning"}')
-    assert storage.job_uri("j1") == f"s3://{BUCKET}/files/jobs/j1"
-    assert storage.read_text(spec) == '{"algorithm": "q_learning"}'
-    assert b"".join(storage.open_stream(spec, chunk=4)) == b'{"algorithm": "q_learning"}'
-    assert "files/jobs/j1/spec.json" in s3.keys(BUCKET, "files/")
-    assert storage.read_text(f"{storage.job_path('j1')}/missing.json") is None
-    assert storage.trial_paths("j1") == [] and storage.checkpoints("j1") == []
-
-    storage.delete_job("j1")
-    assert not storage.exists(storage.job_path("j1"))
-    assert not [key for key in s3.keys(BUCKET, "files/") if key.startswith("files/jobs/j1/")]
-
-
-def test_missing_bucket_is_named(s3_env: None) -> None:
-    with pytest.raises(ValueError, match="s3://no-such-bucket"):
-        Storage("s3://no-such-bucket/prefix")
 
 
 @pytest.fixture(scope="module")
