@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.jobs import ACTIVE, ClusterUnavailableError, JobStatus, RayJobs, executable
+from service.jobs import ACTIVE, ClusterUnavailableError, JobStatus, RayJobs, node_command
 from service.storage import Storage
 from service.store import EvaluationRecord, Store
 
@@ -56,7 +55,6 @@ class EvaluationService:
             status=JobStatus.PENDING.value,
         )
         command = [
-            executable("python"),
             "-m",
             "service.evaluations",
             "--checkpoint",
@@ -73,7 +71,7 @@ class EvaluationService:
         submission_id = f"rldojo-eval-{evaluation.id}"
         try:
             self.ray.submit(
-                entrypoint=shlex.join(command),
+                entrypoint=node_command("python", command),
                 submission_id=submission_id,
                 metadata={"rldojo_evaluation_id": evaluation.id, "owner": owner},
             )

@@ -17,6 +17,7 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,22 @@ def executable(name: str) -> str:
     """A console script of this environment (`rldojo`, `python`) by absolute path if present."""
     candidate = Path(sys.executable).with_name(name)
     return str(candidate) if candidate.exists() else name
+
+
+def node_command(name: str, args: Sequence[str], own: str | None = None) -> str:
+    """Shell text that runs console script `name` with `args` on a cluster node.
+
+    It runs this environment's copy (`own`, by default `executable(name)`) when the node has it
+    at the same path, as on the embedded head or with one image everywhere, and otherwise the
+    node's own `name` from its PATH (an existing cluster installed elsewhere).
+
+    Example:
+        >>> node_command("rldojo", ["train", "--name", "run"], own="/opt/venv/bin/rldojo")
+        '"$(command -v /opt/venv/bin/rldojo || echo rldojo)" train --name run'
+    """
+    own = own or executable(name)
+    program = name if own == name else f'"$(command -v {shlex.quote(own)} || echo {name})"'
+    return f"{program} {shlex.join(args)}"
 
 
 def _now() -> dt.datetime:
@@ -194,7 +211,6 @@ class JobService:
     ) -> None:
         submission_id = f"rldojo-{job_id}-{attempt}"
         command = [
-            executable("rldojo"),
             "train",
             "--spec",
             "/dev/stdin",
@@ -205,7 +221,8 @@ class JobService:
         ]
         if attempt > 1:
             command.append("--resume")
-        entrypoint = f"printf '%s' {shlex.quote(json.dumps(spec))} | {shlex.join(command)}"
+        run = node_command("rldojo", command)
+        entrypoint = f"printf '%s' {shlex.quote(json.dumps(spec))} | {run}"
         self.ray.submit(
             entrypoint=entrypoint,
             submission_id=submission_id,
