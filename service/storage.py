@@ -4,7 +4,7 @@ Layout under the root:
 
     jobs/<job_id>/spec.json                       the validated spec the job was submitted with
     jobs/<job_id>/run/<trial>/result.json         Tune's per-iteration rows (one JSON per line)
-    jobs/<job_id>/run/<trial>/result.attempt-NNN.json  the rows of earlier attempts (see resume)
+    jobs/<job_id>/run/<trial>/result.attempt-NNN.json  earlier attempts' rows (kept on resume)
     jobs/<job_id>/run/<trial>/checkpoint_NNNNNN/  RLlib algorithm checkpoints
     jobs/<job_id>/logs/attempt-<n>.log            each finished Ray job's driver log
     evaluations/<eval_id>/result.json, video.mp4  what an evaluation job wrote
@@ -22,6 +22,7 @@ import pickle
 import posixpath
 import re
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from algorithms.common import metrics
 
 EXPERIMENT = "run"
 RESULT = "result.json"
+_SETTLED_S = 3.0  # a row file unchanged this long is served from the parse cache
 _ROWS_FILE = re.compile(r"^result(\.attempt-\d{3})?\.json$")
 _CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d{6})$")
 _TRIAL_ID = re.compile(r"[0-9a-f]{5}_\d{5}")
@@ -188,35 +190,43 @@ class Storage:
         return [f"{trial_path}/{name}" for name in attempts + current]
 
     def keep_attempt_rows(self, job_id: str, attempt: int) -> None:
-        """Set attempt `attempt`'s result rows aside before the next attempt starts.
+        """Copy attempt `attempt`'s result rows aside before the next attempt starts.
 
         A resumed Tune trial copies its old result.json back only when Tune's experiment
         snapshot had recorded one of its checkpoints; otherwise (a crash before that) it starts
-        the file afresh and its upload replaces the rows already on storage. Moving them to
-        `result.attempt-NNN.json` first keeps every row served so far, in either case.
+        the file afresh and its upload replaces the rows already on storage. The copy in
+        `result.attempt-NNN.json` keeps every row served so far, in either case.
         """
         for trial_path in self.trial_paths(job_id):
             current = f"{trial_path}/{RESULT}"
             if self.exists(current):
-                self.fs.move(current, f"{trial_path}/result.attempt-{attempt:03d}.json")
+                self.fs.copy_file(current, f"{trial_path}/result.attempt-{attempt:03d}.json")
 
     def trial_rows(self, trial_path: str) -> list[dict[str, Any]]:
         """A trial's flattened per-iteration rows (metric names as in `metrics`), JSON-safe.
 
-        Earlier attempts' rows come first, then the current attempt's.
+        Earlier attempts' rows come first, then the current attempt's; a file that starts with
+        the previous file's rows (Tune carried them over on resume) adds only what follows them.
         """
-        rows = []
+        rows: list[dict[str, Any]] = []
+        previous: list[dict[str, Any]] = []
         for path in self._rows_files(trial_path):
-            rows.extend(self._file_rows(path))
+            more = self._file_rows(path)
+            carried = len(previous) if previous and more[: len(previous)] == previous else 0
+            rows.extend(more[carried:])
+            previous = more
         return rows
 
     def _file_rows(self, path: str) -> list[dict[str, Any]]:
-        """One row file's rows, cached per size and mtime (row files only grow), so repeated
-        reads of a finished or idle trial cost one `stat`."""
+        """One row file's rows, cached per size and mtime, so repeated reads of a finished or
+        idle trial cost one `stat`. A file changed in the last seconds is read again: S3 keeps
+        mtimes to the second, and a resumed attempt may replace a file by one of the same size.
+        """
         info = self.fs.get_file_info(path)
         key = (info.size, info.mtime_ns)
+        settled = info.mtime_ns is not None and time.time() - info.mtime_ns / 1e9 > _SETTLED_S
         cached = self._rows.get(path)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key and settled:
             return [dict(row) for row in cached[1]]
         rows = self._parse_rows(path)
         self._rows[path] = (key, rows)

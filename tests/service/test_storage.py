@@ -68,15 +68,14 @@ def test_rows_of_earlier_attempts_are_kept(storage: Storage) -> None:
     assert [r[metrics.ITERATION] for r in first] == [1, 2, 3, 4, 5]
 
     storage.keep_attempt_rows("j2", 1)
-    assert not storage.exists(f"{trial}/result.json")
-    assert storage.trial_paths("j2") == [trial]  # still listed while attempt 2 starts
-    assert storage.metric_rows("j2") == first
+    assert storage.exists(f"{trial}/result.attempt-001.json")
+    assert storage.metric_rows("j2") == first  # the copy is not counted twice
 
-    # Attempt 2 restarted from scratch (Tune had no checkpoint of it): its own file, from 1.
+    # Attempt 2 restarted from scratch (Tune had no checkpoint of it): a fresh file, from 1.
     storage.write_text(f"{trial}/result.json", _rows(range(1, 4), pid=202))
     storage.keep_attempt_rows("j2", 2)
-    # Attempt 3 resumed from a checkpoint at iteration 2.
-    storage.write_text(f"{trial}/result.json", _rows(range(3, 5), pid=303))
+    # Attempt 3 resumed from a checkpoint at iteration 2: Tune carried attempt 2's rows over.
+    storage.write_text(f"{trial}/result.json", _rows(range(1, 4), 202) + _rows(range(3, 5), 303))
     rows = storage.metric_rows("j2")
     assert rows[:5] == first
     assert [(r[metrics.ITERATION], r["pid"]) for r in rows[5:]] == [
