@@ -14,7 +14,8 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,16 +171,17 @@ def train(
     # metrics live and narrows what a crash rolls back: a resumed trial restarts from the last
     # checkpoint that snapshot knew of, and re-writes any newer checkpoint at the same iteration.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    _stop_gracefully_on_sigterm()
-    grid = tuner.fit()
+    with _stop_gracefully_on_sigterm():
+        grid = tuner.fit()
     return TrainingSummary(
         experiment_path=experiment,
         trials=[_summarise(grid[index]) for index in range(len(grid))],
     )
 
 
-def _stop_gracefully_on_sigterm() -> None:
-    """Let SIGTERM stop Tune the way Ctrl+C does: with a last experiment snapshot.
+@contextmanager
+def _stop_gracefully_on_sigterm() -> Iterator[None]:
+    """While Tune runs, let SIGTERM stop it the way Ctrl+C does: with a last snapshot.
 
     Ray Jobs stops a job's driver with SIGTERM (SIGKILL 3 s later), and the SIGTERM handler
     `ray.init` installs ends the process at once, so the snapshot a resume starts from could miss
@@ -187,10 +189,17 @@ def _stop_gracefully_on_sigterm() -> None:
     experiment state. Ray is initialised first (as Tune would) so that this handler wins.
     """
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
     if not ray.is_initialized():
         ray.init()
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: signal.raise_signal(signal.SIGINT))
+    previous = signal.signal(
+        signal.SIGTERM, lambda _sig, _frame: signal.raise_signal(signal.SIGINT)
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_spec(spec: JobSpec, experiment: str) -> None:
