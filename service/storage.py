@@ -208,14 +208,7 @@ class Storage:
         Earlier attempts' rows come first, then the current attempt's; a file that starts with
         the previous file's rows (Tune carried them over on resume) adds only what follows them.
         """
-        rows: list[dict[str, Any]] = []
-        previous: list[dict[str, Any]] = []
-        for path in self._rows_files(trial_path):
-            more = self._file_rows(path)
-            carried = len(previous) if previous and more[: len(previous)] == previous else 0
-            rows.extend(more[carried:])
-            previous = more
-        return rows
+        return merge_attempt_rows([self._file_rows(path) for path in self._rows_files(trial_path)])
 
     def _file_rows(self, path: str) -> list[dict[str, Any]]:
         """One row file's rows, cached per size and mtime, so repeated reads of a finished or
@@ -358,6 +351,21 @@ class _Reader:
 
     def read(self, size: int = -1) -> bytes:
         return bytes(self.stream.read() if size < 0 else self.stream.read(size))
+
+
+def merge_attempt_rows(files: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One trial's rows from its row files, oldest attempt first.
+
+    A file that starts with the previous file's rows (Tune carried them over on resume) adds
+    only the rows that follow them; any other file adds all of its rows.
+    """
+    rows: list[dict[str, Any]] = []
+    previous: list[dict[str, Any]] = []
+    for more in files:
+        carried = len(previous) if previous and more[: len(previous)] == previous else 0
+        rows.extend(more[carried:])
+        previous = more
+    return rows
 
 
 def _trial_id(trial_path: str) -> str:

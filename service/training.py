@@ -33,6 +33,7 @@ from service.spec import (
     LogUniformSearch,
     SearchDomain,
 )
+from service.storage import merge_attempt_rows
 
 SPEC_FILE = "spec.json"  # written beside the experiment, so a resume needs nothing else
 
@@ -230,19 +231,18 @@ def result_rows(trial_dir: str | Path) -> list[dict[str, Any]]:
     """Every iteration's result row of one trial, flattened (metric names as in `metrics`).
 
     Rows of earlier attempts that the service set aside on resume (`result.attempt-NNN.json`)
-    come first.
+    come first, merged as the service merges them (`merge_attempt_rows`).
     """
     paths = sorted(Path(trial_dir).glob("result.attempt-*.json")) + [
         Path(trial_dir) / "result.json"
     ]
-    rows = []
-    for path in paths:
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rows.append(metrics.flatten(json.loads(line)))
-    return rows
+    files = [_read_rows(path) for path in paths if path.is_file()]
+    return merge_attempt_rows(files)
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text().splitlines()
+    return [metrics.flatten(json.loads(line)) for line in lines if line.strip()]
 
 
 def checkpoints(trial_dir: str | Path) -> list[Path]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from algorithms.common import metrics
+from service import training
 from service.storage import Storage
 from tests.backends import S3Server
 
@@ -86,6 +87,11 @@ def test_rows_of_earlier_attempts_are_kept(storage: Storage) -> None:
         (4, 303),
     ]
     assert rows[-1][metrics.EPISODE_RETURN_MEAN] == 4.0 and rows[-1]["trial_id"] == "abcde_00000"
+    if not storage.root_uri.startswith("s3://"):  # `rldojo plot DIR` reads the same files
+        local = training.result_rows(trial)
+        assert [(r[metrics.ITERATION], r["pid"]) for r in local] == [
+            (r[metrics.ITERATION], r["pid"]) for r in rows
+        ]
 
 
 def test_missing_bucket_is_named(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
