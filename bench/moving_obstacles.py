@@ -48,7 +48,7 @@ def solve(name: str, seed: int, max_env_steps: int) -> dict[str, Any]:
             best = max(best, score.return_mean)
             found.update(
                 iterations=result[metrics.ITERATION],
-                env_steps=result[metrics.ENV_STEPS],
+                env_steps=int(result[metrics.ENV_STEPS]),
                 seconds=round(training_seconds, 1),
                 best_greedy_return_mean=best,
             )
