@@ -3,7 +3,9 @@
 - Bytes per transition, two ways: the rings allocated for `--capacity` transitions divided by
   the capacity (what 1M transitions cost by design), and the resident memory the actor actually
   grew by while `--fill` real Breakout transitions were added (frames from real episodes of
-  `rldojo/Breakout-v0` with random actions, re-added under new episode ids to reach `--fill`).
+  `rldojo/Breakout-v0` with random actions, re-added under new episode ids to reach `--fill`):
+  its private memory (RssAnon) apart from the pages of Ray's object store that the arriving
+  transitions passed through (RssShmem, bounded by the object store's size and reused).
 - Sample latency: `Replay.sample(32)` from the driver through the Ray actor (request, frame-stack
   rebuild, transfer of 2 x 32 x 4 x 84 x 84 uint8), over `--samples` calls; and the same
   `ReplayMemory.sample(32)` in-process, without Ray.
@@ -81,12 +83,17 @@ def renamed(chunks: list[Any], copy: int) -> list[Any]:
 
 
 @ray.remote(num_cpus=0)
-def actor_rss(pid: int) -> int:
-    """Resident memory of a process on this node, in bytes (Linux /proc)."""
+def actor_memory(pid: int) -> dict[str, int]:
+    """Resident memory of a process on this node, in bytes (Linux /proc): all of it (VmRSS),
+    its private memory (RssAnon) and its touched shared memory (RssShmem: Ray's object store,
+    through which the transitions arrive)."""
+    wanted = {"VmRSS", "RssAnon", "RssShmem"}
+    found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+        key = line.split(":")[0]
+        if key in wanted:
+            found[key] = int(line.split()[1]) * 1024
+    return found
 
 
 def main() -> None:
@@ -106,13 +113,13 @@ def main() -> None:
     replay = Replay.create(num_shards=1, capacity=args.capacity, seed=0, n_step=1, gamma=0.99)
     shard = replay.shards[0]
     pid = ray.get(shard.__ray_call__.remote(lambda actor: os.getpid()))
-    rss_before = ray.get(actor_rss.remote(pid))
+    before = ray.get(actor_memory.remote(pid))
     copy = 0
     while ray.get(shard.stats.remote())["size"] < args.fill:
         replay.add(renamed(chunks, copy))
         copy += 1
     stats = replay.stats()
-    rss_after = ray.get(actor_rss.remote(pid))
+    after = ray.get(actor_memory.remote(pid))
     replay.sample(32)  # warm up
     latencies = []
     for _ in range(args.samples):
@@ -139,7 +146,9 @@ def main() -> None:
         "frames_stored": int(stats["frames_written"]),
         "allocated_bytes_per_transition": round(stats["bytes_per_transition"], 1),
         "allocated_gb_at_capacity": round(stats["allocated_bytes"] / 1e9, 2),
-        "resident_bytes_per_transition_filled": round((rss_after - rss_before) / stats["size"], 1),
+        "resident_bytes_per_transition_filled": {
+            key: round((after[key] - before[key]) / stats["size"], 1) for key in after
+        },
         "stacked_bytes_per_transition_for_comparison": 2 * 4 * 84 * 84,
         "sample32_via_actor_ms": {
             "mean": round(statistics.mean(latencies), 3),
