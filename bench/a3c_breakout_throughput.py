@@ -4,7 +4,8 @@ Measures, after one warm-up iteration, over `--iterations` training iterations:
 env steps/s and gradients/s (A3C's own per-iteration metrics, averaged), the mean weight-version
 lag of the gradients applied, and, as the ceiling, the env steps/s of a single process stepping
 the same env (`envs.make("rldojo/Breakout-v0")`: the book's preprocessing, 84x84 gray, 4-stack,
-3 actions) with random actions and no learning. Target: 2 workers >= 1.6x one worker.
+3 actions) with random actions and no learning, in 1 process and in 2 processes at once (what
+the machine allows two processes). Target: 2 workers >= 1.6x one worker.
 
 Usage:
     python bench/a3c_breakout_throughput.py --iterations 5
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,13 @@ def raw_env_steps_per_second(seconds: float) -> float:
     rate = steps / (time.perf_counter() - start)
     env.close()
     return rate
+
+
+def raw_parallel_env_steps_per_second(processes: int, seconds: float) -> float:
+    """`raw_env_steps_per_second` in `processes` processes at once, summed: what the machine
+    itself allows N processes stepping the env, the ceiling of N workers' scaling."""
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(raw_env_steps_per_second, [seconds] * processes))
 
 
 def a3c_throughput(workers: int, iterations: int, gradients: int) -> dict:
@@ -82,7 +92,8 @@ def main() -> None:
         args.iterations, args.gradients_per_iteration, args.raw_seconds = 1, 5, 2.0
     envs.register_with_ray()
     raw = raw_env_steps_per_second(args.raw_seconds)
-    print(f"raw env: {raw:.0f} steps/s", flush=True)
+    raw_2 = raw_parallel_env_steps_per_second(2, args.raw_seconds)
+    print(f"raw env: {raw:.0f} steps/s in 1 process, {raw_2:.0f} in 2", flush=True)
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     try:
         runs = []
@@ -99,8 +110,10 @@ def main() -> None:
     record = {
         "command": "python bench/a3c_breakout_throughput.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load avg at end "
-        f"{os.getloadavg()[0]:.1f} (shared with other engineers' runs), no GPU",
+        f"{os.getloadavg()[0]:.1f}, no GPU",
         "raw_env_steps_per_s_1_process": round(raw, 1),
+        "raw_env_steps_per_s_2_processes": round(raw_2, 1),
+        "raw_speedup_2_vs_1_processes": round(raw_2 / raw, 2),
         "a3c": runs,
         "speedup_2_vs_1_workers": round(speedup, 2),
     }
