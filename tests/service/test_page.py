@@ -117,6 +117,15 @@ def test_submit_watch_and_evaluate_from_the_page(
     assert js_errors == []
 
 
+def test_cluster_view_shows_the_head_and_its_cpus(page: Any, js_errors: list[str]) -> None:
+    sign_in(page, ALICE)
+    page.click("nav >> text=Cluster")
+    expect(page.locator("#nodes tbody tr")).to_have_count(1)  # the embedded head
+    expect(page.locator("#nodes tbody tr td").nth(3)).to_have_text("head")
+    expect(page.locator("#cluster-totals [data-resource=CPU] strong")).to_contain_text("/ 2")
+    assert js_errors == []
+
+
 def test_an_invalid_value_shows_the_api_message_beside_its_field(
     page: Any, alice: Client, js_errors: list[str]
 ) -> None:

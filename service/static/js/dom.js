@@ -69,3 +69,14 @@ export function report(error) {
   if (error.name === "AbortError" || error.status === 401) return;
   notice(error.message || String(error));
 }
+
+// Runs `refresh` now and every `ms`; the returned function (a view's clean-up) stops it and
+// aborts the view's requests still in flight.
+export function every(ms, refresh, controller) {
+  refresh();
+  const timer = setInterval(refresh, ms);
+  return () => {
+    clearInterval(timer);
+    controller.abort();
+  };
+}

@@ -1,7 +1,7 @@
 // #/cluster: the Ray cluster's nodes and resources (GET /v1/cluster), refreshed every 5 s.
 
 import { get } from "../api.js";
-import { fill, h, number, report } from "../dom.js";
+import { every, fill, h, number, report } from "../dom.js";
 
 const REFRESH_MS = 5000;
 const SHOWN = ["CPU", "GPU", "memory"];
@@ -42,10 +42,5 @@ export function show(view) {
     }
   }
 
-  refresh();
-  const timer = setInterval(refresh, REFRESH_MS);
-  return () => {
-    clearInterval(timer);
-    controller.abort();
-  };
+  return every(REFRESH_MS, refresh, controller);
 }

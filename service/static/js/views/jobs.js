@@ -1,7 +1,7 @@
 // #/jobs: the caller's jobs with their latest metrics; filter by status; refreshes by itself.
 
 import { get } from "../api.js";
-import { age, fill, h, number, report, statusBadge } from "../dom.js";
+import { age, every, fill, h, number, report, statusBadge } from "../dom.js";
 
 const STATUSES = ["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED", "LOST"];
 const REFRESH_MS = 3000;
@@ -51,10 +51,5 @@ export function show(view) {
     }
   }
 
-  refresh();
-  const timer = setInterval(refresh, REFRESH_MS);
-  return () => {
-    clearInterval(timer);
-    controller.abort();
-  };
+  return every(REFRESH_MS, refresh, controller);
 }
