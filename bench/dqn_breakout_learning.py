@@ -10,12 +10,15 @@ when all 5 lives are lost.
 
 Usage:
     python bench/dqn_breakout_learning.py --minutes 25
+    # a run cut short (machine restart) keeps its printed rows; rebuild its record from them:
+    python bench/dqn_breakout_learning.py --minutes 170 --from-log run.log --note "why"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -38,8 +41,14 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/results/dqn_breakout_learning")
+    parser.add_argument("--from-log", help="rebuild the record from the rows an earlier run printed")
+    parser.add_argument("--note", default="", help="recorded with the result")
     args = parser.parse_args()
+    rows = rows_from_log(Path(args.from_log)) if args.from_log else train(args)
+    write_record(rows, args)
 
+
+def train(args: argparse.Namespace) -> list[dict]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     config = (
         DQNConfig()
@@ -67,7 +76,7 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - start, 1),
                 "env_steps": int(runners["num_env_steps_sampled_lifetime"]),
                 "episodes": int(runners.get("num_episodes_lifetime", 0)),
-                "return_mean_20": runners.get("episode_return_mean"),
+                "return_mean_20": finite_or_none(runners.get("episode_return_mean")),
                 "epsilon": result.get("epsilon"),
                 "qf_loss": learner.get("qf_loss"),
                 "q_mean": learner.get("q_mean"),
@@ -78,8 +87,21 @@ def main() -> None:
     finally:
         algo.stop()
         ray.shutdown()
+    return rows
+
+
+def rows_from_log(log: Path) -> list[dict]:
+    """The JSON rows in a run's output (Ray's own log lines are skipped)."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    for row in rows:
+        row["return_mean_20"] = finite_or_none(row["return_mean_20"])
+    return rows
+
+
+def write_record(rows: list[dict], args: argparse.Namespace) -> None:
     record = {
         "command": "python " + " ".join(sys.argv),
+        "note": args.note,
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs (shared), no GPU",
         "settings": vars(args),
         "env_steps_reached": rows[-1]["env_steps"] if rows else 0,
@@ -90,6 +112,11 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     plot(rows, out.with_suffix(".png"), args)
     print(f"wrote {out}.json and {out}.png")
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """An iteration that ended no game has no mean return (NaN, which JSON cannot hold)."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def plot(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
