@@ -71,8 +71,8 @@ class A3CConfig(ActorCriticConfig):
         self.num_cpus_for_main_process = 0.5  # the driver only applies gradients
         self.num_cpus_per_learner = 0  # its local learner lives in that driver process
         self.num_cpus_per_env_runner = 0.75  # each worker, which does the env and the backprop
-        # The learner checks each gradient's global norm for nan/inf once (a3c_learner), not
-        # RLlib's two passes over every tensor: that is half the driver's time per gradient.
+        # The learner checks each gradient's global norm for nan/inf once
+        # (common/gradients.py), not RLlib's two passes over every tensor.
         self.torch_skip_nan_gradients = True
 
     def training(  # type: ignore[override]

@@ -9,13 +9,12 @@ that worker alone.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from algorithms.actor_critic_learner import ActorCriticTorchLearner
+from algorithms.common.gradients import clean_and_clip
 
 
 class A3CTorchLearner(ActorCriticTorchLearner):
@@ -48,10 +47,8 @@ class A3CTorchLearner(ActorCriticTorchLearner):
             self.get_param_ref(param): torch.tensor(grad, device=param.device)
             for param, grad in zip(params, gradients, strict=True)
         }
-        norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads.values()])))
-        if not math.isfinite(norm):  # as RLlib does by default: nan/inf entries become 0
-            grads = {ref: torch.nan_to_num(grad) for ref, grad in grads.items()}
-        grads = self.postprocess_gradients(grads)  # clip to `grad_clip` (global norm)
+        # nan/inf entries become 0 (RLlib's default), then the clip to `grad_clip` (global norm)
+        grads, norm = clean_and_clip(grads, self.config.grad_clip)
         self.apply_gradients(grads)
         self.weights_version += 1
         return self.get_weights(), self.weights_version, norm

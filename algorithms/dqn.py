@@ -228,6 +228,9 @@ class DQNConfig(AlgorithmConfig):
         self.rollout_fragment_length = 4  # env steps per env and iteration step
         self.min_sample_timesteps_per_iteration = 1000  # env steps per reported iteration
         self.env_runner_cls = ReplayEnvRunner  # type: ignore[assignment]
+        # The learner zeroes nan/inf gradient entries after one global-norm check
+        # (common/gradients.py), not RLlib's two passes over every tensor.
+        self.torch_skip_nan_gradients = True
         self.evaluation(evaluation_config=AlgorithmConfig.overrides(explore=False))
         self._explicit: set[str] = set()  # keys set by the user, which presets leave alone
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core import ALL_MODULES, DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from torch.nn import functional
 
+from algorithms.common.gradients import clean_and_clip
 from algorithms.common.replay import Replay
 from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES, DQNTorchRLModule
 
@@ -36,6 +37,7 @@ TD_ERROR_ABS_MEAN = "td_error_abs_mean"
 UPDATES = "num_gradient_updates"
 UPDATES_PER_SECOND = "gradient_updates_per_second"
 TARGET_UPDATES = "num_target_updates_lifetime"
+GRADIENT_NORM = "gradient_global_norm"  # before clipping
 DISCOUNTS = "discounts"  # gamma^k (1 - done) of each n-step transition
 WEIGHTS = "weights"  # importance-sampling weights
 MINIBATCHES_PER_CALL = 8  # minibatches fetched from the replay actor per round trip
@@ -95,20 +97,29 @@ class DQNTorchLearner(TorchLearner):
         self._td_errors: dict[str, torch.Tensor] = {}
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
-        """Adam (book 5.2 and 6.2 v2) or RMSprop with rho 0.9 and epsilon 0.01 (6.2 v1)."""
+        """Adam (book 5.2 and 6.2 v2) or RMSprop with rho 0.9 and epsilon 0.01 (6.2 v1).
+
+        Both step all parameters at once: Adam in one fused kernel (a tenth of torch's default
+        per-tensor loop on the CPU), RMSprop, which has no fused kernel, with foreach.
+        """
         params = self.get_parameters(self.module[module_id])
         if config.optimizer_type == "rmsprop":
             optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
                 params, lr=config.lr, alpha=0.9, eps=config.optimizer_epsilon, foreach=True
             )
         else:
-            # foreach: one kernel per step for all parameters (torch picks it only on CUDA).
             optimizer = torch.optim.Adam(
-                params, lr=config.lr, eps=config.optimizer_epsilon, foreach=True
+                params, lr=config.lr, eps=config.optimizer_epsilon, fused=True
             )
         self.register_optimizer(
             module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=config.lr
         )
+
+    def postprocess_gradients(self, gradients_dict: dict[Any, Any]) -> dict[Any, Any]:
+        """Zero nan/inf entries and clip to the global norm `grad_clip`, with one norm."""
+        gradients, norm = clean_and_clip(gradients_dict, self.config.grad_clip)
+        self.metrics.log_value((ALL_MODULES, GRADIENT_NORM), norm, window=1)
+        return gradients
 
     def compute_loss_for_module(
         self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]

@@ -41,7 +41,9 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/results/dqn_breakout_learning")
-    parser.add_argument("--from-log", help="rebuild the record from the rows an earlier run printed")
+    parser.add_argument(
+        "--from-log", help="rebuild the record from the rows an earlier run printed"
+    )
     parser.add_argument("--note", default="", help="recorded with the result")
     args = parser.parse_args()
     rows = rows_from_log(Path(args.from_log)) if args.from_log else train(args)

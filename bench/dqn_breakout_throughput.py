@@ -8,8 +8,10 @@
 2. Learner updates/s (target: >= 1.2x): rldojo's learner drawing batches of 32 from the replay
    actor (`learn_from_replay`) against RLlib's built-in DQN doing what its `training_step` does
    per update (sample 32 from its episode replay buffer, `learner_group.update`), both with the
-   Nature CNN (RLlib: `conv_filters` 32x8x8/4, 64x4x4/2, 64x3x3/1 + head 512), plain Q-learning
-   (no double Q, dueling or n-step), uniform replay, Adam, one learner on the CPU.
+   Nature CNN (RLlib: `conv_filters` 32x8x8/4, 64x4x4/2, 64x3x3/1 "valid" + head 512, fed
+   float pixels as its own Atari wrapper does), plain Q-learning (no double Q, dueling or
+   n-step), uniform replay, Adam, one learner on the CPU in this process, the same torch
+   threads for both, timed in alternating rounds (median reported).
 
 Usage:
     python bench/dqn_breakout_throughput.py            # writes bench/results/...json
@@ -22,14 +24,17 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import ray
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -92,7 +97,8 @@ def sampling_throughput(num_envs: int, seconds: float, epsilon: float) -> float:
         algo.stop()
 
 
-def rldojo_updates_per_second(updates: int) -> tuple[float, int]:
+def rldojo_learner() -> tuple[Any, Callable[[int], None]]:
+    """rldojo's DQN and n gradient steps, each on a minibatch of 32 from the replay actor."""
     config = (
         DQNConfig()
         .environment("rldojo/Breakout-v0")
@@ -100,43 +106,37 @@ def rldojo_updates_per_second(updates: int) -> tuple[float, int]:
         .reporting(min_sample_timesteps_per_iteration=1000)
     )
     algo = config.build_algo()
-    try:
-        algo.train()  # >= 1000 transitions in the replay memory
-        replay = algo.replay
+    algo.train()  # >= 1000 transitions in the replay memory
+    learner, replay = algo.learner_group._learner, algo.replay
 
-        def learn(n: int) -> Any:
-            return algo.learner_group.foreach_learner(
-                lambda learner: learner.learn_from_replay(replay, num_updates=n, timesteps={})
-            )
+    def updates(n: int) -> None:  # as DQN.training_step calls it: n updates, chunks prefetched
+        learner.learn_from_replay(replay, num_updates=n, timesteps={})
 
-        learn(10)  # warm up
-        start = time.perf_counter()
-        learn(updates)
-        rate = updates / (time.perf_counter() - start)
-        params = sum(p.numel() for p in algo.get_module().parameters())
-        return rate, params
-    finally:
-        algo.stop()
+    return algo, updates
 
 
-class ChannelsLast(gym.ObservationWrapper):
-    """(4, 84, 84) -> (84, 84, 4): RLlib's CNN encoder takes channels last."""
+class RLlibImageObservation(gym.ObservationWrapper):
+    """(4, 84, 84) uint8 -> (84, 84, 4) float32 in [0, 1], the input RLlib's CNN encoder takes.
+
+    RLlib's encoder wants channels last and float pixels (its own Atari wrapper,
+    `NormalizedImageEnv`, scales them in the env as well); rldojo's network scales uint8 itself.
+    """
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        space = env.observation_space
-        self.observation_space = gym.spaces.Box(0, 255, (84, 84, 4), space.dtype)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (84, 84, 4), np.float32)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.transpose(observation, (1, 2, 0)))
+        return np.transpose(observation, (1, 2, 0)).astype(np.float32) / 255.0
 
 
-def rllib_updates_per_second(updates: int) -> tuple[float, int]:
+def rllib_learner() -> tuple[Any, Callable[[int], None]]:
+    """RLlib's DQN and n times what its `training_step` does per update: sample 32, `update`."""
     from ray.rllib.algorithms.dqn import DQNConfig as RLlibDQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.tune.registry import register_env
 
-    register_env("breakout_hwc", lambda cfg: ChannelsLast(envs.make("rldojo/Breakout-v0")))
+    register_env("breakout_hwc", lambda cfg: RLlibImageObservation(envs.make("rldojo/Breakout-v0")))
     config = (
         RLlibDQNConfig()
         .environment("breakout_hwc")
@@ -151,7 +151,7 @@ def rllib_updates_per_second(updates: int) -> tuple[float, int]:
         )
         .rl_module(
             model_config=DefaultModelConfig(
-                conv_filters=[[32, 8, 4], [64, 4, 2], [64, 3, 1]],
+                conv_filters=[[32, 8, 4, "valid"], [64, 4, 2, "valid"], [64, 3, 1, "valid"]],
                 conv_activation="relu",
                 head_fcnet_hiddens=[512],
             )
@@ -159,46 +159,66 @@ def rllib_updates_per_second(updates: int) -> tuple[float, int]:
         .reporting(min_sample_timesteps_per_iteration=1000)
     )
     algo = config.build_algo()
-    try:
-        algo.train()  # fills its replay buffer with >= 1000 steps
+    algo.train()  # fills its replay buffer with >= 1000 steps
 
-        def one_update() -> None:  # what DQN.training_step does per update
+    def updates(n: int) -> None:
+        for _ in range(n):
             episodes = algo.local_replay_buffer.sample(
                 num_items=32, n_step=1, gamma=config.gamma, beta=0.0, sample_episodes=True
             )
             algo.learner_group.update(episodes=episodes, timesteps={})
 
-        for _ in range(10):
-            one_update()
-        start = time.perf_counter()
-        for _ in range(updates):
-            one_update()
-        rate = updates / (time.perf_counter() - start)
-        params = sum(p.numel() for p in algo.get_module().parameters())
-        return rate, params
+    return algo, updates
+
+
+def learner_updates_per_second(updates: int, rounds: int, threads: int) -> dict[str, Any]:
+    """Median updates/s of both learners, timed in alternating rounds of `updates` each.
+
+    Both run in this process with the same torch threads (rldojo's learner alone would take
+    one, leaving the other core to its EnvRunners), so neither gets a quieter machine.
+    """
+    contenders = {"rldojo": rldojo_learner(), "rllib": rllib_learner()}
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    try:
+        for round_ in range(rounds + 1):  # round 0 warms both up
+            for name, (_, run_updates) in contenders.items():
+                torch.set_num_threads(threads)
+                start = time.perf_counter()
+                run_updates(updates)
+                if round_:
+                    rates[name].append(updates / (time.perf_counter() - start))
+        params = {
+            name: sum(p.numel() for p in algo.get_module().parameters())
+            for name, (algo, _) in contenders.items()
+        }
     finally:
-        algo.stop()
+        for algo, _ in contenders.values():
+            algo.stop()
+    return {"rates": rates, "params": params}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", type=int, default=8, help="envs per EnvRunner / raw process")
     parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--updates", type=int, default=300)
+    parser.add_argument("--updates", type=int, default=100, help="updates per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--out", default="bench/results/dqn_breakout_throughput.json")
     parser.add_argument("--as-test", action="store_true")
     args = parser.parse_args()
     if args.as_test:
-        args.seconds, args.updates = 15.0, 100
+        args.seconds, args.updates, args.rounds = 15.0, 50, 2
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     envs.register_with_ray()
     raw = raw_throughput(args.envs, args.seconds)
     sampled = sampling_throughput(args.envs, args.seconds, epsilon=0.1)
     warmup = sampling_throughput(args.envs, args.seconds, epsilon=1.0)
-    mine, mine_params = rldojo_updates_per_second(args.updates)
-    theirs, their_params = rllib_updates_per_second(args.updates)
+    learners = learner_updates_per_second(args.updates, args.rounds, args.threads)
     ray.shutdown()
+    mine = statistics.median(learners["rates"]["rldojo"])
+    theirs = statistics.median(learners["rates"]["rllib"])
     result = {
         "command": "python " + " ".join(sys.argv),
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs, no GPU",
@@ -208,10 +228,14 @@ def main() -> None:
         "rldojo_sampling_steps_per_s_2_runners_eps_1.0": round(warmup, 1),
         "sampling_ratio_eps_0.1": round(sampled / raw, 3),
         "sampling_ratio_eps_1.0": round(warmup / raw, 3),
+        "torch_threads": args.threads,
         "rldojo_learner_updates_per_s": round(mine, 2),
         "rllib_dqn_learner_updates_per_s": round(theirs, 2),
         "learner_speedup": round(mine / theirs, 3),
-        "network_parameters": {"rldojo": mine_params, "rllib": their_params},
+        "learner_rounds_updates_per_s": {
+            name: [round(rate, 2) for rate in rates] for name, rates in learners["rates"].items()
+        },
+        "network_parameters": learners["params"],
         "batch_size": 32,
     }
     print(json.dumps(result, indent=1))

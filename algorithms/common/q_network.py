@@ -144,10 +144,11 @@ class EpsilonGreedyQModule(TorchRLModule, QNetAPI):
         explore = np.random.random(size) < self.epsilon
         num_actions = int(self.action_space.n)  # type: ignore[union-attr]
         actions = np.random.randint(num_actions, size=size)
-        if not explore.all():  # skip the network when every action is random (the warm-up)
-            greedy = self.q_net(obs).argmax(dim=1).cpu().numpy()
-            actions = np.where(explore, actions, greedy).astype(np.int64)
-        return {Columns.ACTIONS: torch.as_tensor(actions)}
+        greedy = ~explore
+        if greedy.any():  # the network sees only the rows that act greedily (none in the warm-up)
+            rows = torch.from_numpy(greedy).to(obs.device)
+            actions[greedy] = self.q_net(obs[rows]).argmax(dim=1).cpu().numpy()
+        return {Columns.ACTIONS: torch.as_tensor(actions, dtype=torch.int64)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return self.compute_q_values(batch)

@@ -1,0 +1,58 @@
+"""Gradient hygiene shared by the learners that opt out of RLlib's per-tensor nan checks.
+
+RLlib's `TorchLearner.apply_gradients` (with `torch_skip_nan_gradients=False`, its default)
+walks every gradient tensor twice with `torch.isfinite(...).all()`, one host sync each: on the
+CPU that cost DQN's learner 5 ms of a 33 ms update and A3C's driver half its time per gradient.
+One global norm tells the same thing with one sync, and the clip needs that norm anyway:
+`clean_and_clip` does both with one norm and in-place foreach kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TypeVar
+
+import torch
+
+Key = TypeVar("Key")
+
+
+def global_norm(gradients: dict[Key, torch.Tensor]) -> float:
+    """The L2 norm of all gradients together (nan or inf when any entry is)."""
+    norms = torch._foreach_norm(list(gradients.values()))
+    return float(torch.linalg.vector_norm(torch.stack(norms)))
+
+
+def zero_non_finite(gradients: dict[Key, torch.Tensor]) -> tuple[dict[Key, torch.Tensor], float]:
+    """RLlib's default treatment in one pass: nan/inf entries become 0, the rest stay.
+
+    Returns:
+        The gradients (the same tensors when all are finite) and their global norm before.
+    """
+    norm = global_norm(gradients)
+    if not math.isfinite(norm):
+        gradients = {
+            key: torch.nan_to_num(grad, posinf=0.0, neginf=0.0) for key, grad in gradients.items()
+        }
+    return gradients, norm
+
+
+def clean_and_clip(
+    gradients: dict[Key, torch.Tensor], max_norm: float | None
+) -> tuple[dict[Key, torch.Tensor], float]:
+    """Zero nan/inf entries, then scale all gradients so their global norm is at most `max_norm`.
+
+    Args:
+        gradients: The gradients by parameter; scaled in place when clipped.
+        max_norm: The global-norm bound (Mnih et al.'s and the book's clip); None or 0: no clip.
+
+    Returns:
+        The gradients and their global norm before cleaning and clipping.
+    """
+    gradients, norm = zero_non_finite(gradients)
+    if not max_norm:
+        return gradients, norm
+    clean_norm = norm if math.isfinite(norm) else global_norm(gradients)
+    if clean_norm > max_norm:
+        torch._foreach_mul_(list(gradients.values()), max_norm / (clean_norm + 1e-6))
+    return gradients, norm
