@@ -108,7 +108,7 @@ def main() -> None:
     record = {
         "command": "python bench/pg_cartpole.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load avg at end "
-        f"{os.getloadavg()[0]:.1f} (shared with other engineers' runs), no GPU",
+        f"{os.getloadavg()[0]:.1f}, no GPU",
         "target_return_mean": TARGET,
         "rows": rows,
     }
