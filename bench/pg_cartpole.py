@@ -57,8 +57,18 @@ def configs() -> dict[str, AlgorithmConfig]:
     }
 
 
-def run_one(name: str, config: AlgorithmConfig, seed: int, max_steps: int, max_s: float) -> dict:
-    config = config.environment("CartPole-v1").debugging(seed=seed)
+def run_one(
+    name: str,
+    config: AlgorithmConfig,
+    seed: int,
+    max_steps: int,
+    max_s: float,
+    *,
+    env: str = "CartPole-v1",
+    target: float = TARGET,
+) -> dict:
+    """Train until the mean episode return reaches `target` or a budget runs out."""
+    config = config.environment(env).debugging(seed=seed)
     algo = config.build_algo()
     start = time.perf_counter()
     row: dict[str, Any] = {"algorithm": name, "seed": seed, "reached": False}
@@ -70,7 +80,7 @@ def run_one(name: str, config: AlgorithmConfig, seed: int, max_steps: int, max_s
             ret = result.get(metrics.EPISODE_RETURN_MEAN, float("nan"))
             best = max(best, ret) if ret == ret else best
             steps = int(result[metrics.ENV_STEPS])
-            if ret >= TARGET:
+            if ret >= target:
                 row.update(reached=True, env_steps=steps, seconds=round(elapsed, 1))
                 break
             if steps >= max_steps or elapsed >= max_s:
