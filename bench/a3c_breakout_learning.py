@@ -88,7 +88,7 @@ def main() -> None:
     record = {
         "command": "python bench/a3c_breakout_learning.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load avg at end "
-        f"{os.getloadavg()[0]:.1f} (shared with other engineers' runs), no GPU",
+        f"{os.getloadavg()[0]:.1f}, no GPU",
         "rows": rows,
     }
     (RESULTS / "a3c_breakout_learning.json").write_text(json.dumps(record, indent=2) + "\n")

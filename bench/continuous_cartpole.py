@@ -15,9 +15,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -28,10 +25,9 @@ from ray.rllib.algorithms.ppo import PPOConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import envs  # noqa: E402
 from algorithms.actor_critic import ActorCriticConfig  # noqa: E402
-from bench.pg_cartpole import run_one  # noqa: E402
+from bench.pg_cartpole import run_seeds, write_record  # noqa: E402
 
 ENV = "rldojo/ContinuousCartPole-v0"
-RESULTS = Path(__file__).parent / "results"
 
 
 def configs() -> dict[str, AlgorithmConfig]:
@@ -60,36 +56,22 @@ def main() -> None:
         args.seeds, args.max_seconds = [0], 20.0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     envs.register_with_ray()
-    rows = []
     try:
-        for seed in args.seeds:
-            for name in args.algorithms:
-                rows.append(
-                    run_one(
-                        name,
-                        configs()[name],
-                        seed,
-                        args.max_steps,
-                        args.max_seconds,
-                        env=ENV,
-                        target=args.target,
-                    )
-                )
+        rows = run_seeds(
+            configs(),
+            args.algorithms,
+            args.seeds,
+            args.max_steps,
+            args.max_seconds,
+            env=ENV,
+            target=args.target,
+        )
     finally:
         ray.shutdown()
     if args.as_test:
         assert all(row["env_steps"] > 0 for row in rows)
         return
-    record = {
-        "command": "python bench/continuous_cartpole.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load avg at end "
-        f"{os.getloadavg()[0]:.1f}, no GPU",
-        "env": ENV,
-        "target_return_mean": args.target,
-        "rows": rows,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "continuous_cartpole.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_record("continuous_cartpole.py", rows, env=ENV, target_return_mean=args.target)
 
 
 if __name__ == "__main__":

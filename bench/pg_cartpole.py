@@ -105,25 +105,43 @@ def main() -> None:
         args.seeds, args.max_seconds = [0], 20.0
     # 4 logical CPUs on 2 cores: APPO's default 2 env runners + 1 aggregator actor need 3.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    rows = []
     try:
-        for seed in args.seeds:
-            for name in args.algorithms:
-                rows.append(run_one(name, configs()[name], seed, args.max_steps, args.max_seconds))
+        rows = run_seeds(configs(), args.algorithms, args.seeds, args.max_steps, args.max_seconds)
     finally:
         ray.shutdown()
     if args.as_test:
         assert all(row["env_steps"] > 0 for row in rows)
         return
+    write_record("pg_cartpole.py", rows, target_return_mean=TARGET)
+
+
+def run_seeds(
+    contenders: dict[str, AlgorithmConfig],
+    names: list[str],
+    seeds: list[int],
+    max_steps: int,
+    max_s: float,
+    **env_and_target: Any,
+) -> list[dict]:
+    """`run_one` for every seed and every named contender, seeds outermost (interleaved runs)."""
+    return [
+        run_one(name, contenders[name], seed, max_steps, max_s, **env_and_target)
+        for seed in seeds
+        for name in names
+    ]
+
+
+def write_record(script: str, rows: list[dict], **fields: Any) -> None:
+    """bench/results/<script stem>.json: the command, the machine, `fields` and the rows."""
     record = {
-        "command": "python bench/pg_cartpole.py " + " ".join(sys.argv[1:]),
+        "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load avg at end "
         f"{os.getloadavg()[0]:.1f}, no GPU",
-        "target_return_mean": TARGET,
+        **fields,
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pg_cartpole.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RESULTS / f"{Path(script).stem}.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
