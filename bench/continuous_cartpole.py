@@ -14,7 +14,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,12 @@ from ray.rllib.algorithms.ppo import PPOConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import envs  # noqa: E402
 from algorithms.actor_critic import ActorCriticConfig  # noqa: E402
-from bench.pg_cartpole import run_seeds, write_record  # noqa: E402
+from bench.pg_cartpole import (  # noqa: E402
+    budget_parser,
+    parse_budget,
+    run_seeds,
+    write_record,
+)
 
 ENV = "rldojo/ContinuousCartPole-v0"
 
@@ -44,16 +48,9 @@ def configs() -> dict[str, AlgorithmConfig]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = budget_parser(__doc__, list(configs()), max_seconds=300.0)
     parser.add_argument("--target", type=float, default=475.0)
-    parser.add_argument("--max-steps", type=int, default=300_000)
-    parser.add_argument("--max-seconds", type=float, default=300.0)
-    parser.add_argument("--algorithms", nargs="+", default=list(configs()))
-    parser.add_argument("--as-test", action="store_true", help="one seed, 20 s per run")
-    args = parser.parse_args()
-    if args.as_test:
-        args.seeds, args.max_seconds = [0], 20.0
+    args = parse_budget(parser)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     envs.register_with_ray()
     try:

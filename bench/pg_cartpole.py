@@ -94,15 +94,7 @@ def run_one(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--max-steps", type=int, default=300_000)
-    parser.add_argument("--max-seconds", type=float, default=60.0)
-    parser.add_argument("--algorithms", nargs="+", default=list(configs()))
-    parser.add_argument("--as-test", action="store_true", help="one seed, 20 s per run")
-    args = parser.parse_args()
-    if args.as_test:
-        args.seeds, args.max_seconds = [0], 20.0
+    args = parse_budget(budget_parser(__doc__, list(configs()), max_seconds=60.0))
     # 4 logical CPUs on 2 cores: APPO's default 2 env runners + 1 aggregator actor need 3.
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
@@ -113,6 +105,26 @@ def main() -> None:
         assert all(row["env_steps"] > 0 for row in rows)
         return
     write_record("pg_cartpole.py", rows, target_return_mean=TARGET)
+
+
+def budget_parser(
+    doc: str | None, algorithms: list[str], *, max_seconds: float
+) -> argparse.ArgumentParser:
+    """The arguments every "train to a return" benchmark takes: seeds, budgets, contenders."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-steps", type=int, default=300_000)
+    parser.add_argument("--max-seconds", type=float, default=max_seconds)
+    parser.add_argument("--algorithms", nargs="+", default=algorithms)
+    parser.add_argument("--as-test", action="store_true", help="one seed, 20 s per run")
+    return parser
+
+
+def parse_budget(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    if args.as_test:
+        args.seeds, args.max_seconds = [0], 20.0
+    return args
 
 
 def run_seeds(
