@@ -24,11 +24,15 @@ def _episode(
     rewards: list[float],
     terminated: bool = False,
     life_lost: list[bool] | None = None,
+    id_: str | None = None,
 ) -> SingleAgentEpisode:
-    """A real RLlib episode holding these observations, actions = rewards % 2."""
+    """A real RLlib episode holding these observations, actions = rewards % 2 (a random id
+    unless `id_` is given)."""
     first = observations[0]
     space = gym.spaces.Box(0, 255, first.shape, first.dtype)
-    episode = SingleAgentEpisode(observation_space=space, action_space=gym.spaces.Discrete(2))
+    episode = SingleAgentEpisode(
+        id_=id_, observation_space=space, action_space=gym.spaces.Discrete(2)
+    )
     episode.add_env_reset(observation=observations[0], infos={})
     for t, obs in enumerate(observations[1:]):
         episode.add_env_step(
@@ -210,7 +214,12 @@ def test_sharded_actors_add_sample_save_and_restore(tmp_path) -> None:
         for e in range(6):
             obs = [np.array([e, t], dtype=np.float32) for t in range(5)]
             chunks.append(
-                episode_chunk(_episode(obs, rewards=[float(e)] * 4, terminated=True), stacked=False)
+                episode_chunk(
+                    # Fixed ids: episodes go to shards by a hash of their id, and random ids
+                    # put all six on one shard about once in 32 runs.
+                    _episode(obs, rewards=[float(e)] * 4, terminated=True, id_=f"episode-{e}"),
+                    stacked=False,
+                )
             )
         sizes = replay.add(chunks)
         assert sum(sizes.values()) == 24 and len(sizes) == 2  # the episodes spread over both
