@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-image test-cluster lint format setup system-deps clean
+.PHONY: run stop test test-image test-cluster test-lifecycle lint format setup system-deps clean
 
 setup: $(STAMP)
 
@@ -34,11 +34,16 @@ system-deps:
 run: $(STAMP)
 	$(VENV)/bin/rldojo serve --host $(HOST) --port $(PORT)
 
+# The embedded Ray head outlives `make run` (jobs keep running); this stops it and its jobs.
+stop: $(STAMP)
+	$(VENV)/bin/rldojo stop-head
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	# The typed contract: the job spec, the registry that derives config schemas, the Tune space.
-	$(VENV)/bin/mypy --follow-imports=silent service/spec.py service/training.py algorithms/__init__.py
+	# The typed contract: the job spec, the registry that derives config schemas, the Tune space,
+	# the job directory, the store, the service and its SDK and CLI.
+	$(VENV)/bin/mypy --follow-imports=silent algorithms/__init__.py service/
 
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q
@@ -53,6 +58,12 @@ test-image: $(STAMP)
 # `make test`. CI runs it too.
 test-cluster: $(STAMP) system-deps
 	$(PY) -m pytest -q -m cluster --durations=0 tests/cluster tests/service/test_s3_postgres_service.py
+
+# Dozens of concurrent jobs through the real service: two owners' jobs started in the same second
+# stay apart, stops right after submit are true, resumes continue. Minutes, so outside
+# `make test`; CI runs it too.
+test-lifecycle: $(STAMP)
+	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -20,10 +20,11 @@ import inspect
 import re
 import types
 import typing
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+if TYPE_CHECKING:  # the registry itself loads no RLlib: the CLI's listing commands stay fast
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class AlgorithmEntry:
         envs: the environment ids it can train on.
         summary: one line for listings.
         book_section: where the book describes it (`../shared/book.md`).
+        default_stop: the job spec's `stop` when it gives no criterion that bounds the run
+            (iterations, env steps or seconds): enough for the book's envs to be learned.
     """
 
     name: str
@@ -45,6 +48,7 @@ class AlgorithmEntry:
     envs: tuple[str, ...]
     summary: str
     book_section: str
+    default_stop: dict[str, int] = field(default_factory=lambda: {"iterations": 50})
 
     @property
     def config_class(self) -> type[AlgorithmConfig]:
@@ -106,6 +110,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             ("rldojo/MovingObstacles-v0", "CartPole-v1"),
             "Online on-policy SARSA with a neural Q-function",
             "4.1",
+            {"env_steps": 50_000},
         ),
         AlgorithmEntry(
             "reinforce",
@@ -114,6 +119,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             ("rldojo/MovingObstacles-v0", "CartPole-v1"),
             "Monte Carlo policy gradient with normalised returns",
             "4.2",
+            {"env_steps": 50_000},
         ),
         AlgorithmEntry(
             "dqn",
@@ -122,6 +128,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             ("CartPole-v1", "rldojo/Breakout-v0", "rldojo/Atari-v0", "rldojo/MovingObstacles-v0"),
             "Deep Q-network with a shared replay actor and a target network",
             "5.2, 6.2",
+            {"env_steps": 200_000},
         ),
         AlgorithmEntry(
             "actor_critic",
@@ -130,6 +137,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             ("CartPole-v1", "rldojo/ContinuousCartPole-v0", "rldojo/MovingObstacles-v0"),
             "Advantage actor-critic: one-step (the book), n-step/GAE, parallel runners (A2C)",
             "5.3, 5.4",
+            {"env_steps": 300_000},
         ),
         AlgorithmEntry(
             "a3c",
@@ -138,6 +146,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             ("rldojo/Breakout-v0", "rldojo/Atari-v0", "CartPole-v1"),
             "Asynchronous advantage actor-critic: workers send gradients, no barrier",
             "6.3",
+            {"env_steps": 2_000_000},
         ),
     )
 }

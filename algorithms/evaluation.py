@@ -81,8 +81,10 @@ def evaluate(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    # RLlib reads the module through pyarrow, which takes a relative path for a URI and fails.
+    checkpoint = Path(checkpoint).resolve()
     config = checkpoint_config(checkpoint)
-    module = RLModule.from_checkpoint(str(Path(checkpoint) / MODULE_PATH))
+    module = RLModule.from_checkpoint(str(checkpoint / MODULE_PATH))
     env = envs.make(config["env"], config.get("env_config") or {}, render_mode="rgb_array")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -23,6 +23,8 @@ MOVES: tuple[Cell, ...] = ((-1, 0), (1, 0), (0, -1), (0, 1))
 ACTION_NAMES: tuple[str, ...] = ("up", "down", "left", "right")
 
 CELL_PIXELS = 32
+# The largest grid: its tables and transition model stay small (a 50x50 grid has 2,500 states).
+MAX_SIZE = 50
 _COLOURS = {
     "floor": (245, 245, 245),
     "line": (180, 180, 180),
@@ -111,8 +113,8 @@ class GridWorldEnv(gym.Env[np.int64, np.int64]):
         traps: Sequence[Sequence[int]] = ((1, 2), (2, 1)),
         render_mode: str | None = None,
     ) -> None:
-        if not isinstance(size, int) or size < 2:
-            raise ValueError(f"size must be an integer >= 2, got {size!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= MAX_SIZE:
+            raise ValueError(f"size must be an integer from 2 to {MAX_SIZE}, got {size!r}")
         self.size = size
         self.start = self._cell("start", start)
         self.goal = self._cell("goal", goal)

@@ -9,6 +9,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.grid_world import MAX_SIZE
+
 # Agent moves as (dx, dy); y grows downwards (row 0 is the top row). Actions 2/3 are RIGHT/LEFT,
 # the reverse of the tabular grid of §2.2: the book's code does it this way.
 _AGENT_MOVES: tuple[tuple[int, int], ...] = ((0, -1), (0, 1), (1, 0), (-1, 0), (0, 0))
@@ -140,8 +142,12 @@ class MovingObstaclesEnv(gym.Env[np.ndarray, int]):
         Raises:
             ValueError: if an argument is out of range (the message names it).
         """
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 2:
-            raise ValueError(f"size must be an integer >= 2, got {size!r}")
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int | np.integer)
+            or not 2 <= size <= MAX_SIZE
+        ):
+            raise ValueError(f"size must be an integer from 2 to {MAX_SIZE}, got {size!r}")
         self.size = int(size)
         self.start = _cell(start, "start", self.size)
         self.goal = _cell(goal, "goal", self.size)

@@ -1,10 +1,13 @@
-"""The Python SDK for the rldojo service; the CLI uses only this.
+"""The Python SDK for the rldojo service; the CLI and the tests use only this.
+
+Every call returns the API's own models (`service.schemas`): `JobOut`, `CheckpointOut`,
+`EvaluationOut`, ...; metric rows stay plain dicts (their keys are Tune's).
 
 Example:
     >>> from service.client import Client
     >>> with Client("http://127.0.0.1:8000") as client:  # doctest: +SKIP
     ...     job = client.submit({"algorithm": "q_learning", "stop": {"iterations": 20}})
-    ...     for row in client.follow_metrics(job["id"]):
+    ...     for row in client.follow_metrics(job.id):
     ...         print(row["training_iteration"])
 """
 
@@ -16,11 +19,23 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
-TERMINAL = ("STOPPED", "SUCCEEDED", "FAILED", "LOST")
+from service.schemas import (
+    AlgorithmOut,
+    CheckpointOut,
+    ClusterOut,
+    EnvOut,
+    EvaluationOut,
+    HealthOut,
+    JobOut,
+)
+from service.status import TERMINAL
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class APIError(Exception):
@@ -77,31 +92,38 @@ class Client:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
+    def _one(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return model.model_validate(self._json(method, path, **kwargs))
+
+    def _many(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
+        return TypeAdapter(list[model]).validate_python(  # type: ignore[valid-type]
+            self._json(method, path, **kwargs)
+        )
+
     # ---- jobs -------------------------------------------------------------------------------
 
-    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, spec: dict[str, Any]) -> JobOut:
         """Submit a job spec; returns the job record (its `id` names it from now on)."""
-        result: dict[str, Any] = self._json("POST", "/v1/jobs", json=spec)
-        return result
+        return self._one(JobOut, "POST", "/v1/jobs", json=spec)
 
-    def jobs(self, status: str | None = None) -> list[dict[str, Any]]:
-        """The caller's jobs, newest first."""
-        params = {"status": status} if status else None
-        result: list[dict[str, Any]] = self._json("GET", "/v1/jobs", params=params)
-        return result
+    def jobs(self, status: str | None = None, summary: bool = False) -> list[JobOut]:
+        """The caller's jobs, newest first (with `summary`, each one's latest metrics too)."""
+        params: dict[str, str] = {"summary": "true"} if summary else {}
+        if status:
+            params["status"] = status
+        return self._many(JobOut, "GET", "/v1/jobs", params=params)
 
-    def job(self, job_id: str) -> dict[str, Any]:
+    def job(self, job_id: str) -> JobOut:
         """One job with its latest metrics, best trial and checkpoint count."""
-        result: dict[str, Any] = self._json("GET", f"/v1/jobs/{job_id}")
-        return result
+        return self._one(JobOut, "GET", f"/v1/jobs/{job_id}")
 
-    def stop(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/stop")
-        return result
+    def stop(self, job_id: str) -> JobOut:
+        """Stop a job: STOPPED once its driver is gone, STOPPING until then (stop again to
+        force it)."""
+        return self._one(JobOut, "POST", f"/v1/jobs/{job_id}/stop")
 
-    def resume(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/resume")
-        return result
+    def resume(self, job_id: str) -> JobOut:
+        return self._one(JobOut, "POST", f"/v1/jobs/{job_id}/resume")
 
     def delete(self, job_id: str, purge: bool = False) -> None:
         self._request("DELETE", f"/v1/jobs/{job_id}", params={"purge": str(purge).lower()})
@@ -143,20 +165,19 @@ class Client:
             if event == "log":
                 yield data
 
-    def wait(self, job_id: str, timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout: float = 600.0, poll: float = 1.0) -> JobOut:
         """Poll until the job is terminal; returns its record."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] in TERMINAL or time.monotonic() > deadline:
+            if job.status in TERMINAL or time.monotonic() > deadline:
                 return job
             time.sleep(poll)
 
     # ---- checkpoints ------------------------------------------------------------------------
 
-    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._json("GET", f"/v1/jobs/{job_id}/checkpoints")
-        return result
+    def checkpoints(self, job_id: str) -> list[CheckpointOut]:
+        return self._many(CheckpointOut, "GET", f"/v1/jobs/{job_id}/checkpoints")
 
     def download(self, job_id: str, checkpoint_id: str, out: Path) -> Path:
         """Download a checkpoint (`best` or an id) and unpack it in `out`; returns its folder."""
@@ -185,7 +206,7 @@ class Client:
         episodes: int = 10,
         seed: int = 0,
         video: bool = False,
-    ) -> dict[str, Any]:
+    ) -> EvaluationOut:
         """Start an evaluation; returns its record (poll `evaluation` or use `wait_evaluation`)."""
         body = {
             "job_id": job_id,
@@ -194,20 +215,18 @@ class Client:
             "seed": seed,
             "video": video,
         }
-        result: dict[str, Any] = self._json("POST", "/v1/evaluations", json=body)
-        return result
+        return self._one(EvaluationOut, "POST", "/v1/evaluations", json=body)
 
-    def evaluation(self, evaluation_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/v1/evaluations/{evaluation_id}")
-        return result
+    def evaluation(self, evaluation_id: str) -> EvaluationOut:
+        return self._one(EvaluationOut, "GET", f"/v1/evaluations/{evaluation_id}")
 
     def wait_evaluation(
         self, evaluation_id: str, timeout: float = 600.0, poll: float = 1.0
-    ) -> dict[str, Any]:
+    ) -> EvaluationOut:
         deadline = time.monotonic() + timeout
         while True:
             evaluation = self.evaluation(evaluation_id)
-            if evaluation["status"] in TERMINAL or time.monotonic() > deadline:
+            if evaluation.status in TERMINAL or time.monotonic() > deadline:
                 return evaluation
             time.sleep(poll)
 
@@ -220,18 +239,14 @@ class Client:
 
     # ---- catalog and health -----------------------------------------------------------------
 
-    def algorithms(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._json("GET", "/v1/algorithms")
-        return result
+    def algorithms(self) -> list[AlgorithmOut]:
+        return self._many(AlgorithmOut, "GET", "/v1/algorithms")
 
-    def envs(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._json("GET", "/v1/envs")
-        return result
+    def envs(self) -> list[EnvOut]:
+        return self._many(EnvOut, "GET", "/v1/envs")
 
-    def cluster(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", "/v1/cluster")
-        return result
+    def cluster(self) -> ClusterOut:
+        return self._one(ClusterOut, "GET", "/v1/cluster")
 
-    def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", "/healthz")
-        return result
+    def health(self) -> HealthOut:
+        return self._one(HealthOut, "GET", "/healthz")

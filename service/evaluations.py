@@ -2,8 +2,9 @@
 
 The Ray job's entrypoint is `python -m service.evaluations --checkpoint URI --out URI ...`, which
 copies the checkpoint locally when it lives on `s3://`, calls `algorithms.evaluation.evaluate`
-(the one evaluation function) and writes `result.json` and, if asked, `video.mp4` beside it.
-The API's record follows the Ray job's status and picks the score up from `result.json`.
+(the one evaluation function) and writes `result.json` and, if asked, `video.mp4` into
+`evaluations/<id>/` of the job's directory. The API's record follows the Ray job's status
+(`status_from_ray`, as for training jobs) and picks the score up from `result.json`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from service.jobs import ACTIVE, ClusterUnavailableError, JobStatus, RayJobs, node_command
+from service.cluster import ClusterUnavailableError, RayJobs, node_command
+from service.jobdir import EVALUATION_RESULT, EVALUATION_VIDEO, Checkpoint, JobDirectory
+from service.status import ON_RAY, JobStatus, root_cause
 from service.storage import Storage
 from service.store import EvaluationRecord, Store
 
 logger = logging.getLogger(__name__)
-
-VIDEO_FILE = "video.mp4"
-RESULT_FILE = "result.json"
 
 
 class EvaluationService:
@@ -37,9 +37,8 @@ class EvaluationService:
         self,
         *,
         owner: str,
-        job_id: str,
-        checkpoint_path: str,
-        checkpoint_id: str,
+        directory: JobDirectory,
+        checkpoint: Checkpoint,
         episodes: int,
         seed: int,
         video: bool,
@@ -47,20 +46,20 @@ class EvaluationService:
         """Record the evaluation and submit its Ray job."""
         evaluation = self.store.create_evaluation(
             owner=owner,
-            job_id=job_id,
-            checkpoint_id=checkpoint_id,
+            job_id=directory.name,
+            checkpoint_id=checkpoint.id,
             episodes=episodes,
             seed=seed,
             video=video,
-            status=JobStatus.PENDING.value,
+            status=JobStatus.PENDING,
         )
         command = [
             "-m",
             "service.evaluations",
             "--checkpoint",
-            self.storage.uri_of(checkpoint_path),
+            directory.checkpoint_uri(checkpoint),
             "--out",
-            self.storage.evaluation_uri(evaluation.id),
+            directory.evaluation_uri(evaluation.id),
             "--episodes",
             str(episodes),
             "--seed",
@@ -78,8 +77,8 @@ class EvaluationService:
         except ClusterUnavailableError as error:
             self.store.update_evaluation_status(
                 evaluation_id=evaluation.id,
-                expected=[JobStatus.PENDING.value],
-                status=JobStatus.FAILED.value,
+                expected=[JobStatus.PENDING],
+                status=JobStatus.FAILED,
                 message=str(error),
             )
         else:
@@ -88,48 +87,53 @@ class EvaluationService:
         assert found is not None
         return found
 
+    def _folder(self, evaluation: EvaluationRecord) -> tuple[JobDirectory, str]:
+        """Where an evaluation's files are: (a directory, the prefix of the files in it)."""
+        directory = self.storage.job(evaluation.job_id)
+        if directory.exists(f"evaluations/{evaluation.id}"):
+            return directory, f"evaluations/{evaluation.id}/"
+        return self.storage.legacy_evaluation(evaluation.id), ""
+
     def reconcile(self, evaluation: EvaluationRecord) -> EvaluationRecord:
         """Follow the Ray job; on success read the score from storage."""
-        if evaluation.status not in ACTIVE or not evaluation.ray_job_id:
+        if evaluation.status not in ON_RAY or not evaluation.ray_job_id:
             return evaluation
         try:
-            info = self.ray.info(evaluation.ray_job_id)
+            state = self.ray.state(evaluation.ray_job_id)
         except ClusterUnavailableError as error:
             logger.warning("cannot reconcile evaluation %s: %s", evaluation.id, error)
             return evaluation
-        if info is None:
-            status, message = JobStatus.LOST, "the Ray cluster lost it"
-        else:
-            status = JobStatus(str(getattr(info.status, "value", info.status)))
-            message = str(info.message or "")
-        if status.value == evaluation.status:
+        status = state.status
+        if status is evaluation.status:
             return evaluation
-        values: dict[str, Any] = {"message": message}
+        values: dict[str, Any] = {"message": state.message}
         if status is JobStatus.SUCCEEDED:
-            text = self.storage.read_text(
-                f"{self.storage.evaluation_path(evaluation.id)}/{RESULT_FILE}"
-            )
+            directory, prefix = self._folder(evaluation)
+            text = directory.read_text(f"{prefix}{EVALUATION_RESULT}")
             if text is None:
                 status, values["message"] = JobStatus.FAILED, "the evaluation wrote no result"
             else:
                 values["result"] = json.loads(text)
         elif status is JobStatus.FAILED:
-            logs = self.ray.logs(evaluation.ray_job_id) or ""
-            values["message"] = f"{message}\n{logs[-2000:]}".strip()
+            logs = self.ray.logs(evaluation.ray_job_id) or state.message
+            values["message"] = root_cause(logs)
         self.store.update_evaluation_status(
             evaluation_id=evaluation.id,
             expected=[evaluation.status],
-            status=status.value,
+            status=status,
             **values,
         )
         found = self.store.get_evaluation(evaluation_id=evaluation.id)
         assert found is not None
         return found
 
-    def video_path(self, evaluation: EvaluationRecord) -> str | None:
-        """Where the evaluation's video is on storage, None if it has none (yet)."""
-        path = f"{self.storage.evaluation_path(evaluation.id)}/{VIDEO_FILE}"
-        return path if evaluation.video and self.storage.exists(path) else None
+    def video(self, evaluation: EvaluationRecord) -> tuple[JobDirectory, str] | None:
+        """The directory and path of the evaluation's video, None if it has none (yet)."""
+        if not evaluation.video:
+            return None
+        directory, prefix = self._folder(evaluation)
+        path = f"{directory.path}/{prefix}{EVALUATION_VIDEO}"
+        return (directory, path) if directory.exists(f"{prefix}{EVALUATION_VIDEO}") else None
 
 
 # ---- the Ray job's side -------------------------------------------------------------------------
@@ -146,18 +150,14 @@ def run(checkpoint: str, out: str, *, episodes: int, seed: int, video: bool) -> 
         if "://" in checkpoint:
             local = str(Path(scratch) / "checkpoint")
             pafs.copy_files(checkpoint, local)
-        video_file = Path(scratch) / VIDEO_FILE if video else None
+        video_file = Path(scratch) / EVALUATION_VIDEO if video else None
         result = evaluate(local, episodes=episodes, seed=seed, video=video_file)
-        storage = Storage(out)
+        folder = JobDirectory.open(out)
         payload = result.model_dump(exclude={"video"})
         payload["video"] = video_file is not None
         if video_file is not None:
-            with video_file.open("rb") as source:
-                data = source.read()
-            storage.fs.create_dir(storage.base, recursive=True)
-            with storage.fs.open_output_stream(f"{storage.base}/{VIDEO_FILE}") as stream:
-                stream.write(data)
-        storage.write_text(f"{storage.base}/{RESULT_FILE}", json.dumps(payload))
+            folder.write_bytes(EVALUATION_VIDEO, video_file.read_bytes())
+        folder.write_text(EVALUATION_RESULT, json.dumps(payload))
     return payload
 
 

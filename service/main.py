@@ -22,10 +22,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.routes import catalog, checkpoints, curves, evaluations, health, jobs, page
+from service.cluster import ClusterUnavailableError, RayJobs
 from service.evaluations import EvaluationService
-from service.jobs import ClusterUnavailableError, ConflictError, JobService, JobStatus, RayJobs
+from service.jobs import ConflictError, JobService
 from service.settings import Settings
 from service.spec import JobSpec
+from service.status import JobStatus
 from service.storage import Storage
 from service.store import Store
 
@@ -44,9 +46,16 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Connecting may start the embedded head (seconds); recovery then reconciles every
-        # job that was active when the API last stopped. Neither blocks requests.
-        threading.Thread(target=_recover, args=(job_service,), daemon=True).start()
+        # job that was active when the API last stopped, and the supervisor follows the active
+        # ones from then on. Neither blocks requests.
+        stopping = threading.Event()
+        supervisor = threading.Thread(
+            target=_recover_then_supervise, args=(job_service, stopping), daemon=True
+        )
+        supervisor.start()
         yield
+        stopping.set()
+        supervisor.join(timeout=10)
         store.close()
 
     app = FastAPI(
@@ -71,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _recover(job_service: JobService) -> None:
+def _recover_then_supervise(job_service: JobService, stopping: threading.Event) -> None:
     try:
         job_service.ray.connect()
         checked = job_service.reconcile_all()
@@ -80,6 +89,7 @@ def _recover(job_service: JobService) -> None:
         logger.error("recovery: %s", error)
     except Exception:
         logger.exception("recovery failed")
+    job_service.supervise(stopping, period_s=max(1.0, 2 * job_service.settings.poll_seconds))
 
 
 def _error(code: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -134,7 +144,7 @@ def _add_metrics(app: FastAPI, store: Store) -> None:
     def observe_jobs() -> None:
         counts = {s.value: 0 for s in JobStatus}
         for job in store.list_jobs():
-            counts[job.status] = counts.get(job.status, 0) + 1
+            counts[job.status.value] += 1
         for name, count in counts.items():
             jobs_gauge.labels(status=name).set(count)
 

@@ -1,4 +1,9 @@
-"""The HTTP API's request and response models (what the OpenAPI document declares)."""
+"""The HTTP API's request and response models (what the OpenAPI document declares).
+
+The SDK (`service.client`) returns these same models, so a client gets typed records. They also
+answer `record["field"]`, as the SDK's plain dicts did before it was typed. This module imports
+only pydantic, so the CLI loads it quickly.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,23 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.jobs import JobStatus
+from service.status import JobStatus
 
 Scalar = float | int | str | bool | None
 Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class APIModel(BaseModel):
+    """A response model that also reads like the JSON object it is (`job["status"]`)."""
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
 
 
 class FieldError(BaseModel):
@@ -27,13 +45,13 @@ class ErrorOut(BaseModel):
     detail: str | list[FieldError]
 
 
-class BestTrial(BaseModel):
+class BestTrial(APIModel):
     trial_id: str
     return_mean: float
     iteration: int | None = None
 
 
-class JobOut(BaseModel):
+class JobOut(APIModel):
     """A job record; `latest_metrics`, `best_trial` and `checkpoints` on GET /jobs/{id} (and on
     GET /jobs with `summary=true`)."""
 
@@ -49,6 +67,10 @@ class JobOut(BaseModel):
     updated_at: dt.datetime
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
+    resolved_config: dict[str, Any] | None = Field(
+        default=None,
+        description="The algorithm's config as the job runs it, every default filled in",
+    )
     latest_metrics: dict[str, Scalar] | None = None
     best_trial: BestTrial | None = None
     checkpoints: int | None = None
@@ -56,7 +78,7 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class CheckpointOut(BaseModel):
+class CheckpointOut(APIModel):
     """One checkpoint: its id, trial, iteration, env steps and mean return when written."""
 
     id: str
@@ -79,7 +101,7 @@ class EvaluationIn(BaseModel):
     video: bool = False
 
 
-class EvaluationOut(BaseModel):
+class EvaluationOut(APIModel):
     """An evaluation record; the score fields are set once it SUCCEEDED."""
 
     id: str
@@ -99,7 +121,7 @@ class EvaluationOut(BaseModel):
     lengths: list[int] | None = None
 
 
-class AlgorithmOut(BaseModel):
+class AlgorithmOut(APIModel):
     name: str
     summary: str
     book_section: str
@@ -109,12 +131,12 @@ class AlgorithmOut(BaseModel):
     config_schema: dict[str, Any]
 
 
-class EnvOut(BaseModel):
+class EnvOut(APIModel):
     id: str
     algorithms: list[str]
 
 
-class NodeOut(BaseModel):
+class NodeOut(APIModel):
     id: str
     ip: str
     state: str
@@ -122,7 +144,7 @@ class NodeOut(BaseModel):
     resources: dict[str, float]
 
 
-class ClusterOut(BaseModel):
+class ClusterOut(APIModel):
     address: str
     nodes: list[NodeOut]
     resources: dict[str, float]
@@ -131,7 +153,7 @@ class ClusterOut(BaseModel):
     )
 
 
-class HealthOut(BaseModel):
+class HealthOut(APIModel):
     status: str
     ray: bool
     database: bool

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         max_body_bytes: request bodies larger than this are refused with 413.
         max_eval_episodes: evaluations asking for more episodes are refused with 422.
         poll_seconds: how often streams poll Ray and storage.
+        stop_grace_seconds: how long a stopping job's trainer may take to end by itself
+            before Ray Jobs stops its driver (SIGTERM, then SIGKILL).
+        max_cluster_cpus, max_cluster_gpus: the most an autoscaling cluster can grow to; a job
+            whose trial needs more is refused at submit (None: what the cluster has now).
     """
 
     model_config = SettingsConfigDict(env_prefix="RLDOJO_", extra="ignore")
@@ -55,6 +59,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     max_eval_episodes: int = 1000
     poll_seconds: float = 1.0
+    stop_grace_seconds: float = 20.0
+    max_cluster_cpus: float | None = None
+    max_cluster_gpus: float | None = None
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -9,14 +9,19 @@ Its JSON form:
      "checkpoint": {"every": 10, "keep": 3},
      "search": {"lr": {"grid": [0.001, 0.0005]}}, "num_samples": 1}
 
-`config` and `search` keys are checked against the algorithm's own hyperparameters (read from its
-`training()` signature by `algorithms.hyperparameters`), so a typo or a wrong type is rejected
-with the field named, before anything runs.
+Everything that can be checked is checked here, before anything runs, and an error names the
+field: `config` and `search` keys against the algorithm's own hyperparameters (read from its
+`training()` signature by `algorithms.hyperparameters`) and its `validate()`; `env_config` by
+building the env with it (the env's own validation); NaN and infinities anywhere; at least one
+stop criterion that bounds the run (`iterations`, `env_steps` or `seconds`: the algorithm's
+default stop fills in when none is given); at most `MAX_TRIALS` trials per job.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import re
 from typing import Annotated, Any, Literal
 
 import gymnasium as gym
@@ -34,18 +39,30 @@ from pydantic_core import PydanticCustomError
 import algorithms
 import envs
 
+MAX_TRIALS = 100  # trials one job may run (grid points x num_samples)
+MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are unsigned 32-bit
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class StopSpec(_Strict):
-    """When to stop; training stops at the first criterion met. All optional."""
+    """When to stop; training stops at the first criterion met.
 
-    iterations: Annotated[int, Field(ge=1)] | None = None
-    env_steps: Annotated[int, Field(ge=1)] | None = None
+    A spec with none of `iterations`, `env_steps` and `seconds` (`return_mean` alone may never
+    be reached) gets its algorithm's default stop (`algorithms.ALGORITHMS[...].default_stop`).
+    """
+
+    iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    env_steps: Annotated[int, Field(ge=1, le=100_000_000_000)] | None = None
     return_mean: float | None = None
-    seconds: Annotated[float, Field(gt=0)] | None = None
+    seconds: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """True when a criterion is sure to be met: iterations, env steps or seconds."""
+        return not (self.iterations is None and self.env_steps is None and self.seconds is None)
 
 
 class ResourcesSpec(_Strict):
@@ -95,7 +112,7 @@ class JobSpec(_Strict):
     env: str | None = Field(default=None, description="Env id; the algorithm's default if null.")
     env_config: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     stop: StopSpec = Field(default_factory=StopSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
@@ -119,42 +136,19 @@ class JobSpec(_Strict):
         return env_id
 
     @model_validator(mode="after")
-    def _fill_and_check(self) -> JobSpec:
+    def _fill_defaults(self) -> JobSpec:
+        """The algorithm's default env, and its default stop when none bounds the run."""
+        entry = algorithms.get(self.algorithm)
         if self.env is None:
-            self.env = algorithms.get(self.algorithm).default_env
-        self._check_env_config()
-        self._check_config()
+            self.env = entry.default_env
+        if not self.stop.bounded:
+            self.stop = self.stop.model_copy(update=entry.default_stop)
         return self
 
     @property
     def env_id(self) -> str:
         """The env id, resolved to the algorithm's default when the spec left it out."""
         return self.env or algorithms.get(self.algorithm).default_env
-
-    def _check_env_config(self) -> None:
-        """Reject env_config keys the env's constructor does not take."""
-        accepted = _env_arguments(self.env_id)
-        if accepted is None:
-            return
-        for key in self.env_config:
-            if key not in accepted:
-                raise _field_error(
-                    ("env_config", key), f"unknown key for {self.env_id}; accepted: {accepted}"
-                )
-
-    def _check_config(self) -> None:
-        """Each config/search key must be a hyperparameter of the algorithm, of its type."""
-        known = algorithms.hyperparameters(self.algorithm)
-        for section, overrides in (("config", self.config), ("search", self.search)):
-            for key, value in overrides.items():
-                if key not in known:
-                    names = ", ".join(sorted(known))
-                    raise _field_error((section, key), f"unknown key; known: {names}")
-                if section == "config":
-                    self.config[key] = _typed(known[key].type, value, (section, key))
-                else:
-                    for candidate in _search_values(value):
-                        _typed(known[key].type, candidate, (section, key))
 
     def hyperparameters(self) -> dict[str, Any]:
         """The resolved config overrides (the algorithm's defaults plus this spec's `config`)."""
@@ -163,6 +157,79 @@ class JobSpec(_Strict):
         }
         values.update(self.config)
         return values
+
+
+# ---- the checks that need more than one field: each returns (location, message) pairs --------
+
+Problem = tuple[tuple[str, ...], str]
+
+
+def _env_config_problems(env_id: str, env_config: dict[str, Any]) -> list[Problem]:
+    """Keys the env's constructor does not take; then the env built with it: its own checks
+    (a grid's size, cells on the grid, a known game)."""
+    accepted = _env_arguments(env_id)
+    unknown = [key for key in env_config if accepted is not None and key not in accepted]
+    if unknown:
+        return [
+            (("env_config", key), f"unknown key for {env_id}; accepted: {accepted}")
+            for key in unknown
+        ]
+    try:
+        envs.make(env_id, env_config).close()
+    except (ValueError, TypeError, gym.error.Error) as error:
+        return [(_named("env_config", env_config, error), str(error))]
+    return []
+
+
+def _config_problems(
+    algorithm: str, env_id: str, env_config: dict[str, Any], config: dict[str, Any]
+) -> tuple[list[Problem], dict[str, Any]]:
+    """Each key a hyperparameter of the algorithm, of its type and range; then the config they
+    make through the algorithm's own `validate()`. Returns the problems and the typed values."""
+    known = algorithms.hyperparameters(algorithm)
+    problems: list[Problem] = []
+    typed: dict[str, Any] = {}
+    for key, value in config.items():
+        if key not in known:
+            problems.append((("config", key), f"unknown key; known: {', '.join(sorted(known))}"))
+            continue
+        try:
+            typed[key] = _typed(known[key].type, value, ("config", key))
+        except SpecFieldError as error:
+            problems.append((error.location, error.message))
+    if problems:
+        return problems, typed
+    built = algorithms.get(algorithm).config_class()
+    built.environment(env_id, env_config=dict(env_config))
+    try:
+        built.training(**typed)
+        built.validate()
+    except (ValueError, TypeError) as error:
+        problems.append((_named("config", config, error), str(error)))
+    return problems, typed
+
+
+def _search_problems(algorithm: str, search: dict[str, Any], num_samples: int) -> list[Problem]:
+    known = algorithms.hyperparameters(algorithm)
+    problems: list[Problem] = []
+    trials = num_samples
+    for key, domain in search.items():
+        if key not in known:
+            problems.append((("search", key), f"unknown key; known: {', '.join(sorted(known))}"))
+            continue
+        for candidate in _search_values(domain):
+            try:
+                _typed(known[key].type, candidate, ("search", key))
+            except SpecFieldError as error:
+                problems.append((error.location, error.message))
+                break
+        if isinstance(domain, GridSearch):
+            trials *= len(domain.grid)
+    if trials > MAX_TRIALS:
+        problems.append(
+            (("search",), f"{trials} trials (grid points x num_samples); at most {MAX_TRIALS}")
+        )
+    return problems
 
 
 def _env_arguments(env_id: str) -> list[str] | None:
@@ -175,6 +242,14 @@ def _env_arguments(env_id: str) -> list[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return [p.name for p in parameters if p.name != "render_mode"]
+
+
+def _named(section: str, given: dict[str, Any], error: Exception) -> tuple[str, ...]:
+    """The field an error message is about: the given key it starts with, else the section."""
+    for key in given:
+        if re.match(rf"^\W*{re.escape(key)}\b", str(error)):
+            return (section, key)
+    return (section,)
 
 
 def _search_values(domain: SearchDomain) -> list[Any]:
@@ -208,12 +283,75 @@ def _field_error(location: tuple[str, ...], message: str) -> SpecFieldError:
     return SpecFieldError(location, message)
 
 
-def parse_spec(data: dict[str, Any]) -> JobSpec:
-    """Validate a JSON-like dict into a `JobSpec`, raising `SpecError` that names the field."""
+def parse_spec(data: Any) -> JobSpec:
+    """Validate a JSON-like dict into a `JobSpec`, or raise `SpecError` naming every bad field.
+
+    All problems are reported at once: the fields' own (types, ranges, unknown keys) and those
+    that need several fields (config against the algorithm and env, env_config against the env,
+    the stop criteria, the number of trials), so a form can show them together.
+    """
+    if not isinstance(data, dict):
+        raise SpecError([{"loc": [], "msg": "a job spec is a JSON object"}])
+    bad = _non_finite(data)
+    if bad is not None:
+        raise SpecError([{"loc": list(bad), "msg": "NaN and infinities are not numbers here"}])
     try:
-        return JobSpec.model_validate(data)
+        spec: JobSpec | None = JobSpec.model_validate(data)
+        found: list[dict[str, Any]] = []
     except ValidationError as error:
-        raise SpecError.from_pydantic(error) from None
+        spec, found = None, SpecError.from_pydantic(error).errors
+    reported = {tuple(item["loc"][:1]) for item in found}
+    problems, typed = _cross_field_problems(data, spec, reported)
+    found += [{"loc": list(location), "msg": message} for location, message in problems]
+    if found:
+        raise SpecError(found)
+    assert spec is not None
+    spec.config.update(typed)
+    return spec
+
+
+def _cross_field_problems(
+    data: dict[str, Any], spec: JobSpec | None, reported: set[tuple[str, ...]]
+) -> tuple[list[Problem], dict[str, Any]]:
+    """The checks that need several fields, run on whatever fields are themselves valid."""
+    algorithm = data.get("algorithm")
+    if algorithm not in algorithms.ALGORITHMS:
+        return [], {}
+    env_id = spec.env_id if spec else data.get("env") or algorithms.get(algorithm).default_env
+    usable = {
+        field: isinstance(data.get(field, {}), dict) and (field,) not in reported
+        for field in ("env_config", "config", "search")
+    }
+    env_config = data.get("env_config", {}) if usable["env_config"] else {}
+    problems: list[Problem] = []
+    typed: dict[str, Any] = {}
+    if env_id in envs.ENV_IDS and ("env",) not in reported:
+        if usable["env_config"]:
+            problems += _env_config_problems(env_id, env_config)
+        if usable["config"]:
+            config_problems, typed = _config_problems(
+                algorithm, env_id, env_config, data.get("config", {})
+            )
+            problems += config_problems
+    if usable["search"] and spec is not None:
+        problems += _search_problems(algorithm, spec.search, spec.num_samples)
+    return problems, typed
+
+
+def _non_finite(value: Any, location: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """Where the first NaN or infinity is in a JSON-like value (Python's JSON reads them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return location
+    items: Any = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    for key, item in items:
+        found = _non_finite(item, (*location, str(key)))
+        if found is not None:
+            return found
+    return None
 
 
 class SpecError(ValueError):

@@ -2,7 +2,8 @@
 
 Routes never write SQL: they call the keyword-only functions below. Status writes are
 compare-and-swap (`update_job_status(expected=...)`), so a reconcile pass and a user's stop
-cannot overwrite each other.
+cannot overwrite each other. The schema is kept by Alembic revisions (`service/migrations`),
+applied when a `Store` opens a database, so an older database is upgraded in place.
 
 Example:
     >>> store = Store("sqlite://")
@@ -16,20 +17,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import (
     JSON,
     DateTime,
+    Enum,
     Integer,
     String,
     Text,
     TypeDecorator,
     create_engine,
     event,
+    inspect,
     select,
     text,
     update,
@@ -38,6 +45,18 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from service import migrations
+from service.status import JobStatus
+
+# The status column holds the enum's values as plain strings (as before it was an enum).
+_STATUS = Enum(
+    JobStatus,
+    native_enum=False,
+    length=16,
+    create_constraint=False,
+    values_callable=lambda statuses: [status.value for status in statuses],
+)
 
 
 def _now() -> dt.datetime:
@@ -80,7 +99,7 @@ class JobRecord(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner: Mapped[str] = mapped_column(String(128), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[JobStatus] = mapped_column(_STATUS, index=True)
     message: Mapped[str] = mapped_column(Text, default="")
     ray_job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -89,6 +108,10 @@ class JobRecord(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The algorithm's config as the job runs it, every default filled in (JSON-safe values).
+    resolved_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # When the user asked to stop the current attempt (a stop is escalated from there).
+    stop_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class EvaluationRecord(Base):
@@ -103,7 +126,7 @@ class EvaluationRecord(Base):
     episodes: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)
     video: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[JobStatus] = mapped_column(_STATUS, index=True)
     message: Mapped[str] = mapped_column(Text, default="")
     ray_job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -126,7 +149,7 @@ class Store:
         self.engine = create_engine(parsed, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _create_schema(self.engine)
+        _migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -141,10 +164,23 @@ class Store:
     # ---- jobs -----------------------------------------------------------------------------
 
     def create_job(
-        self, *, owner: str, spec: dict[str, Any], status: str, storage_uri: str = ""
+        self,
+        *,
+        owner: str,
+        spec: dict[str, Any],
+        status: JobStatus | str,
+        storage_uri: str = "",
+        resolved_config: dict[str, Any] | None = None,
+        job_id: str | None = None,
     ) -> JobRecord:
         """Insert a new job record and return it."""
-        job = JobRecord(id=new_id(), owner=owner, spec=spec, status=status)
+        job = JobRecord(
+            id=job_id or new_id(),
+            owner=owner,
+            spec=spec,
+            status=JobStatus(status),
+            resolved_config=resolved_config,
+        )
         job.storage_uri = storage_uri
         with self._session() as session:
             session.add(job)
@@ -159,14 +195,14 @@ class Store:
         return job
 
     def list_jobs(
-        self, *, owner: str | None = None, statuses: Sequence[str] | None = None
+        self, *, owner: str | None = None, statuses: Sequence[JobStatus | str] | None = None
     ) -> list[JobRecord]:
         """Jobs, newest first, optionally of one owner and some statuses."""
         query = select(JobRecord).order_by(JobRecord.created_at.desc())
         if owner is not None:
             query = query.where(JobRecord.owner == owner)
         if statuses:
-            query = query.where(JobRecord.status.in_(list(statuses)))
+            query = query.where(JobRecord.status.in_([JobStatus(s) for s in statuses]))
         with self._session() as session:
             return list(session.scalars(query))
 
@@ -179,17 +215,22 @@ class Store:
             session.execute(update(JobRecord).where(JobRecord.id == job_id).values(**values))
 
     def update_job_status(
-        self, *, job_id: str, expected: Sequence[str], status: str, **values: Any
+        self,
+        *,
+        job_id: str,
+        expected: Sequence[JobStatus | str],
+        status: JobStatus | str,
+        **values: Any,
     ) -> bool:
         """Compare-and-swap: set `status` (and `values`) only if the status is in `expected`.
 
         Returns:
             True when the row changed; False when another writer got there first.
         """
-        values.update(status=status, updated_at=_now())
+        values.update(status=JobStatus(status), updated_at=_now())
         query = (
             update(JobRecord)
-            .where(JobRecord.id == job_id, JobRecord.status.in_(list(expected)))
+            .where(JobRecord.id == job_id, JobRecord.status.in_([JobStatus(s) for s in expected]))
             .values(**values)
         )
         with self._session() as session:
@@ -217,7 +258,7 @@ class Store:
         episodes: int,
         seed: int,
         video: bool,
-        status: str,
+        status: JobStatus | str,
     ) -> EvaluationRecord:
         """Insert a new evaluation record and return it."""
         evaluation = EvaluationRecord(
@@ -228,7 +269,7 @@ class Store:
             episodes=episodes,
             seed=seed,
             video=video,
-            status=status,
+            status=JobStatus(status),
         )
         with self._session() as session:
             session.add(evaluation)
@@ -257,13 +298,19 @@ class Store:
             return list(session.scalars(query))
 
     def update_evaluation_status(
-        self, *, evaluation_id: str, expected: Sequence[str], status: str, **values: Any
+        self,
+        *,
+        evaluation_id: str,
+        expected: Sequence[JobStatus | str],
+        status: JobStatus | str,
+        **values: Any,
     ) -> bool:
         """Compare-and-swap an evaluation's status, like `update_job_status`."""
-        values.update(status=status, updated_at=_now())
+        values.update(status=JobStatus(status), updated_at=_now())
+        allowed = [JobStatus(s) for s in expected]
         query = (
             update(EvaluationRecord)
-            .where(EvaluationRecord.id == evaluation_id, EvaluationRecord.status.in_(expected))
+            .where(EvaluationRecord.id == evaluation_id, EvaluationRecord.status.in_(allowed))
             .values(**values)
         )
         with self._session() as session:
@@ -322,21 +369,35 @@ def _finite(value: Any) -> Any:
     return value
 
 
-_SCHEMA_LOCK = 0x726C646F6A6F  # "rldojo": the advisory lock serialising schema creation
+_SCHEMA_LOCK = 0x726C646F6A6F  # "rldojo": the advisory lock serialising schema upgrades
+_FIRST_REVISION = "0001"  # the tables as `create_all` made them before migrations existed
 
 
-def _create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables; safe when several API processes start on one database at once."""
+_MIGRATING = threading.Lock()  # Alembic keeps its running context in module globals
+
+
+def _migrate(engine: Engine, attempts: int = 5) -> None:
+    """Bring the schema to the newest revision; safe when several API processes start at once.
+
+    PostgreSQL serialises the upgrade with an advisory lock. SQLite has none: a process that
+    loses the race sees "already exists" (its transaction rolled back) and tries again.
+    """
     for attempt in range(attempts):
         try:
-            with engine.begin() as connection:
+            with _MIGRATING, engine.begin() as connection:
                 if engine.dialect.name == "postgresql":
                     connection.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
                     )
-                Base.metadata.create_all(connection)
+                config = Config()
+                config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+                config.attributes["connection"] = connection
+                tables = inspect(connection)
+                if tables.has_table("jobs") and not tables.has_table("alembic_version"):
+                    command.stamp(config, _FIRST_REVISION)
+                command.upgrade(config, "head")
             return
         except DBAPIError as error:
-            # SQLite has no such lock: a process that lost the race sees "already exists".
-            if "already exists" not in str(error) or attempt == attempts - 1:
+            lost_race = "already exists" in str(error) or "duplicate column" in str(error)
+            if not lost_race or attempt == attempts - 1:
                 raise

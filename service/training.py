@@ -1,23 +1,27 @@
 """Run a job spec as a Ray Tune experiment: the one path behind `rldojo train` and every API job.
 
-The spec becomes the algorithm's config (`param_space`), its `search` becomes Tune search domains,
-its `stop` becomes Tune stop criteria and its `checkpoint` Tune's checkpoint policy. Results land
-under `<out_dir>/<name>/<trial>/` (progress.csv, result.json, TensorBoard events, checkpoints), and
-`resume=True` continues an interrupted experiment from its last checkpoints with `Tuner.restore`.
+The spec becomes the algorithm's config (`param_space`), its `search` Tune's search domains, its
+`stop` Tune's stop criteria and its `checkpoint` Tune's checkpoint policy. The experiment lives
+in a `JobDirectory` (service/jobdir.py), which *is* the Tune experiment directory: an API job's
+is `<storage>/jobs/<job id>`, so its experiment is named by the job id and shares nothing with
+another job's; `rldojo train --out DIR --name NAME` trains into `DIR/NAME`.
+
+An API job's Ray job runs `run_job(<job directory>, attempt)`: it reads the spec from the
+directory, watches for a stop request there, writes what it is doing (`progress.json`), and on
+attempt 2 and later continues the experiment from its last checkpoints (`Tuner.restore`).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import os
-import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -26,16 +30,13 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 import algorithms
 from algorithms.common import metrics
-from service.spec import (
-    ChoiceSearch,
-    GridSearch,
-    JobSpec,
-    LogUniformSearch,
-    SearchDomain,
-)
-from service.storage import merge_attempt_rows
+from service.jobdir import JobDirectory
+from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
+from service.status import root_cause
 
-SPEC_FILE = "spec.json"  # written beside the experiment, so a resume needs nothing else
+logger = logging.getLogger(__name__)
+
+STOP_POLL_S = 1.0  # how often a running job looks for a stop request in its directory
 
 
 def build_config(spec: JobSpec) -> AlgorithmConfig:
@@ -55,6 +56,35 @@ def build_config(spec: JobSpec) -> AlgorithmConfig:
     if resources.placement is not None:
         config.resources(placement_strategy=resources.placement)
     return config
+
+
+def resolved_config(config: AlgorithmConfig) -> dict[str, Any]:
+    """The config as the job runs it, every default filled in: its JSON-safe settings.
+
+    RLlib's `to_dict()` also holds classes and callables (the algorithm, module and connector
+    classes); those say nothing a user can set and are left out.
+    """
+    return {key: value for key, value in config.to_dict().items() if _json_safe(value)}
+
+
+def _json_safe(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_json_safe(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _json_safe(item) for key, item in value.items())
+    return False
+
+
+def trial_resources(config: AlgorithmConfig) -> list[dict[str, float]]:
+    """The Ray resource bundles one trial asks for (its own process, EnvRunners, learners)."""
+    algo_class: Any = config.algo_class  # RLlib types it as a plain `type`
+    request = algo_class.default_resource_request(config)
+    bundles = getattr(request, "bundles", None) or [request.required_resources]
+    return [{key: float(value) for key, value in bundle.items()} for bundle in bundles]
 
 
 def param_space(spec: JobSpec) -> dict[str, Any]:
@@ -89,14 +119,14 @@ def stop_criteria(spec: JobSpec) -> dict[str, float]:
 
 @dataclass
 class TrialSummary:
-    """One finished trial: where it lives, how far it got, its best checkpoint."""
+    """One finished trial: where it lives, how far it got."""
 
     trial_id: str
     path: str
     status: str
     iterations: int
     return_mean: float | None
-    best_checkpoint: str | None
+    error: str | None = None  # the root cause in one line, when the trial failed
 
 
 @dataclass
@@ -105,41 +135,31 @@ class TrainingSummary:
 
     experiment_path: str
     trials: list[TrialSummary] = field(default_factory=list)
-
-    @property
-    def best_checkpoint(self) -> str | None:
-        """The best checkpoint over all trials (highest mean return when it was written)."""
-        candidates = [t for t in self.trials if t.best_checkpoint is not None]
-        if not candidates:
-            return None
-        best = max(candidates, key=lambda t: _finite(t.return_mean))
-        return best.best_checkpoint
+    best_checkpoint: str | None = None  # the directory's best (highest return when written)
 
 
 def train(
     spec: JobSpec,
+    directory: JobDirectory,
     *,
-    out_dir: str | Path,
-    name: str = "run",
     resume: bool = False,
     callbacks: list[tune.Callback] | None = None,
 ) -> TrainingSummary:
-    """Run (or resume) the spec's Tune experiment on the current Ray cluster.
+    """Run (or resume) the spec's Tune experiment in `directory` on the current Ray cluster.
 
     Args:
         spec: The validated job spec.
-        out_dir: Storage root; the experiment is `<out_dir>/<name>`. Local path or `s3://`.
-        name: The experiment's name inside `out_dir`.
-        resume: Continue the experiment at `<out_dir>/<name>` from its last checkpoints.
-        callbacks: Tune callbacks (the CLI's progress display, for instance).
+        directory: The job directory (local path or `s3://`); it is the experiment directory.
+        resume: Continue the experiment there from its last checkpoints.
+        callbacks: Tune callbacks (the CLI's progress display, the job's progress file).
 
     Returns:
-        The experiment's location and each trial's outcome.
+        The experiment's location, each trial's outcome and the best checkpoint.
     """
-    storage = str(out_dir) if "://" in str(out_dir) else str(Path(out_dir).resolve())
-    experiment = f"{storage.rstrip('/')}/{name}"
     trainable = algorithms.get(spec.algorithm).config_class().algo_class
     assert trainable is not None, f"{spec.algorithm}'s config names no Algorithm class"
+    experiment = directory.experiment_uri
+    storage, name = experiment.rsplit("/", 1)
     if resume:
         tuner = tune.Tuner.restore(
             experiment,
@@ -149,6 +169,9 @@ def train(
             param_space=param_space(spec),
         )
     else:
+        if directory.read_spec() is None:  # `rldojo train`; an API job's was written at submit
+            directory.write_spec(spec.model_dump(mode="json"))
+            directory.write_config(resolved_config(build_config(spec)))
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(spec),
@@ -162,22 +185,92 @@ def train(
                     num_to_keep=spec.checkpoint.keep,
                     checkpoint_at_end=True,
                 ),
-                callbacks=callbacks,
+                callbacks=[_ForwardToLive()],
                 verbose=0,
             ),
         )
-        _write_spec(spec, experiment)
     # Tune snapshots its experiment state, and syncs the result rows to storage with it, every
     # TUNE_GLOBAL_CHECKPOINT_S seconds (by default 10 or more). A short period keeps the API's
     # metrics live and narrows what a crash rolls back: a resumed trial restarts from the last
     # checkpoint that snapshot knew of, and re-writes any newer checkpoint at the same iteration.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    with _stop_gracefully_on_sigterm():
-        grid = tuner.fit()
+    _live[:] = callbacks or []
+    try:
+        with _stop_gracefully_on_sigterm():
+            grid = tuner.fit()
+    finally:
+        _live.clear()
+    best = directory.best_checkpoint()
     return TrainingSummary(
         experiment_path=experiment,
         trials=[_summarise(grid[index]) for index in range(len(grid))],
+        best_checkpoint=directory.checkpoint_uri(best) if best else None,
     )
+
+
+def run_job(location: str, attempt: int, callbacks: list[tune.Callback] | None = None) -> str:
+    """An API job's Ray job: train the spec stored in the job directory at `location`.
+
+    Returns:
+        How it ended, as also written to the attempt's progress file: "finished", "stopped"
+        (a stop request ended it, or came before it started) or "failed" (a trial failed;
+        the progress file's message is the root cause in one line).
+    """
+    from service.spec import parse_spec
+
+    directory = JobDirectory.open(location)
+    stored = directory.read_spec()
+    if stored is None:
+        raise FileNotFoundError(f"{location}/spec.json")
+    spec = parse_spec(stored)
+    progress = JobProgress(directory, attempt)
+    if directory.stop_requested(attempt):
+        progress.report("stopped", "stopped before training started")
+        return "stopped"
+    progress.report("starting", "connecting to the Ray cluster")
+    try:
+        with _watch_for_stop(directory, attempt) as stop_seen:
+            summary = train(
+                spec, directory, resume=attempt > 1, callbacks=[progress, *(callbacks or [])]
+            )
+    except Exception as error:
+        progress.report("failed", root_cause(f"{type(error).__name__}: {error}"))
+        raise
+    failed = [trial for trial in summary.trials if trial.error is not None]
+    if stop_seen.is_set():
+        progress.report("stopped", "stopped on request")
+        return "stopped"
+    if failed:
+        progress.report("failed", failed[0].error or "a trial failed")
+        return "failed"
+    progress.report("finished", "finished")
+    return "finished"
+
+
+@contextmanager
+def _watch_for_stop(directory: JobDirectory, attempt: int) -> Iterator[threading.Event]:
+    """While Tune runs, end it gracefully once the job's directory holds a stop request.
+
+    SIGUSR1 is Tune's own "stop, saving the experiment state" signal: the trials end where they
+    are and `Tuner.restore` continues them. A request that came before Tune installed its
+    handler ends the process outright, which is a stop too. Yields an event set once seen.
+    """
+    done, seen = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if directory.stop_requested(attempt):
+                logger.info("stop requested: ending the Tune run")
+                seen.set()
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+
+    watcher = threading.Thread(target=watch, name="rldojo-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
 
 
 @contextmanager
@@ -203,81 +296,16 @@ def _stop_gracefully_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _write_spec(spec: JobSpec, experiment: str) -> None:
-    if "://" in experiment:
-        return  # remote storage: the service keeps the spec in its own database
-    Path(experiment).mkdir(parents=True, exist_ok=True)
-    (Path(experiment) / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
-
-
 def _summarise(result: Any) -> TrialSummary:
-    row = result.metrics or {}
-    trial_path = result.path
-    best = best_checkpoint(trial_path) if "://" not in trial_path else None
+    row = metrics.flatten(result.metrics or {})
     return TrialSummary(
-        trial_id=str(row.get("trial_id", Path(trial_path).name)),
-        path=trial_path,
+        trial_id=str(row.get("trial_id", result.path.rsplit("/", 1)[-1])),
+        path=result.path,
         status="ERROR" if result.error else "TERMINATED",
         iterations=int(row.get(metrics.ITERATION, 0)),
-        return_mean=_number(metrics.flatten(row).get(metrics.EPISODE_RETURN_MEAN)),
-        best_checkpoint=best,
+        return_mean=_number(row.get(metrics.EPISODE_RETURN_MEAN)),
+        error=root_cause(str(result.error)) if result.error else None,
     )
-
-
-# ---- reading a trial's results back (the CLI, the service and plots share these) -------------
-
-
-def result_rows(trial_dir: str | Path) -> list[dict[str, Any]]:
-    """Every iteration's result row of one trial, flattened (metric names as in `metrics`).
-
-    Rows of earlier attempts that the service set aside on resume (`result.attempt-NNN.json`)
-    come first, merged as the service merges them (`merge_attempt_rows`).
-    """
-    paths = sorted(Path(trial_dir).glob("result.attempt-*.json")) + [
-        Path(trial_dir) / "result.json"
-    ]
-    files = [_read_rows(path) for path in paths if path.is_file()]
-    return merge_attempt_rows(files)
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    lines = path.read_text().splitlines()
-    return [metrics.flatten(json.loads(line)) for line in lines if line.strip()]
-
-
-def checkpoints(trial_dir: str | Path) -> list[Path]:
-    """A trial's checkpoint directories, oldest first."""
-    return sorted(Path(trial_dir).glob("checkpoint_*"))
-
-
-def checkpoint_iteration(checkpoint: Path) -> int | None:
-    """The training iteration a checkpoint was written at, from RLlib's own algorithm state."""
-    state = checkpoint / "algorithm_state.pkl"
-    if not state.is_file():
-        return None
-    with state.open("rb") as handle:
-        iteration = pickle.load(handle).get("training_iteration")
-    return int(iteration) if iteration is not None else None
-
-
-def best_checkpoint(trial_dir: str | Path) -> str | None:
-    """The kept checkpoint whose iteration had the highest mean return (latest on ties)."""
-    kept = checkpoints(trial_dir)
-    if not kept:
-        return None
-    returns = {
-        int(row[metrics.ITERATION]): _finite(_number(row.get(metrics.EPISODE_RETURN_MEAN)))
-        for row in result_rows(trial_dir)
-    }
-    ranked = sorted(
-        kept, key=lambda c: (returns.get(checkpoint_iteration(c) or -1, -math.inf), c.name)
-    )
-    return str(ranked[-1])
-
-
-def trial_dirs(experiment: str | Path) -> list[Path]:
-    """The trial directories of an experiment (those holding a result.json)."""
-    return sorted(p.parent for p in Path(experiment).glob("*/result.json"))
 
 
 def _number(value: Any) -> float | None:
@@ -288,8 +316,69 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _finite(value: float | None) -> float:
-    return value if value is not None else -math.inf
+# The callbacks of the `train` running in this process. Tune pickles the callbacks it is given
+# into the experiment, and `Tuner.restore` takes those back instead of new ones, so Tune gets
+# `_ForwardToLive`, which holds nothing and hands each event to whatever is live here now.
+_live: list[tune.Callback] = []
+
+
+class _ForwardToLive(tune.Callback):
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        for callback in _live:
+            callback.on_step_begin(iteration, trials, **info)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
+    ) -> None:
+        for callback in _live:
+            callback.on_trial_result(iteration, trials, trial, result, **info)
+
+
+class JobProgress(tune.Callback):
+    """Writes what an API job's trainer is doing to `attempts/<n>/progress.json`.
+
+    The API shows it while a job has no result rows yet, so no job sits RUNNING without a
+    reason: starting, waiting for resources (what a trial needs, what the cluster has free),
+    or training. Written only when it changes.
+    """
+
+    WAIT_REPORT_S = 5.0  # a trial pending this long is reported as waiting for resources
+
+    def __init__(self, directory: JobDirectory, attempt: int) -> None:
+        self.directory = directory
+        self.attempt = attempt
+        self.last: tuple[str, str] | None = None
+        self.pending_since: float | None = None
+
+    def report(self, phase: str, message: str) -> None:
+        if (phase, message) == self.last:
+            return
+        self.last = (phase, message)
+        self.directory.write_progress(
+            self.attempt, {"phase": phase, "message": message, "time": time.time()}
+        )
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        statuses = {trial.status for trial in trials}
+        if statuses & {"RUNNING", "TERMINATED", "ERROR"}:
+            self.pending_since = None
+            self.report("training", "training")
+            return
+        if "PENDING" not in statuses:
+            return
+        now = time.monotonic()
+        self.pending_since = self.pending_since or now
+        if now - self.pending_since >= self.WAIT_REPORT_S:
+            self.report("waiting", _waiting_message(trials))
+
+
+def _waiting_message(trials: list[Any]) -> str:
+    """What a pending trial needs against what the cluster has free right now."""
+    needed = trials[0].placement_group_factory.required_resources
+    free = ray.available_resources()
+    need = ", ".join(f"{value:g} {key}" for key, value in sorted(needed.items()))
+    have = ", ".join(f"{free.get(key, 0.0):g} {key}" for key in sorted(needed))
+    return f"waiting for resources: a trial needs {need}; the cluster has {have} free"
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -301,14 +390,10 @@ class ProgressCallback(tune.Callback):
     def __init__(self, on_result: ProgressFn) -> None:
         self.on_result: ProgressFn | None = on_result
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles callbacks into its experiment state; a live display cannot be pickled.
-        return {"on_result": None}
-
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        if self.on_result is None:
+        if self.on_result is None:  # unpickled from an experiment made before `_ForwardToLive`
             return
         row = metrics.flatten(result)
         row["trial_id"] = trial.trial_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -13,10 +14,15 @@ from tests.service.conftest import ALICE, BOB, RLDOJO, Server, wait_for_conditio
 
 
 def _raw(
-    server: Server, method: str, path: str, token: str | None = ALICE, **kw: object
+    server: Server,
+    method: str,
+    path: str,
+    token: str | None = ALICE,
+    headers: dict[str, str] | None = None,
+    **kw: object,
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+    sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    return httpx.request(method, f"{server.url}{path}", headers=sent, timeout=60, **kw)  # type: ignore[arg-type]
 
 
 def test_owners_see_and_touch_only_their_jobs(server: Server, alice: Client, bob: Client) -> None:
@@ -83,6 +89,76 @@ def test_bad_input_gets_the_stated_answers(server: Server, alice: Client) -> Non
     assert alice.checkpoints(job["id"]) and alice.logs(job["id"])
 
 
+@pytest.mark.parametrize(
+    ("patch", "location", "message"),
+    [
+        ({"resources": {"env_runners": 256}}, ["resources", "env_runners"], "cluster has 2 CPUs"),
+        ({"resources": {"gpus_per_learner": 8}}, ["resources", "gpus_per_learner"], "0 GPUs"),
+        ({"env_config": {"size": "five"}}, ["env_config", "size"], "size must be an integer"),
+        ({"env_config": {"size": 100_000}}, ["env_config", "size"], "from 2 to 50"),
+        ({"env_config": {"traps": [[9, 9]]}}, ["env_config", "traps"], "off the 5x5 grid"),
+        ({"env_config": {"start": [2, 2]}}, ["env_config", "start"], "must not be the goal"),
+        ({"config": {"epsilon": -5}}, ["config", "epsilon"], "epsilon"),
+        ({"config": {"gamma": 2.0}}, ["config", "gamma"], "gamma"),
+        ({"seed": -1}, ["seed"], "greater than or equal to 0"),
+        ({"stop": {"iterations": 10**18}}, ["stop", "iterations"], "less than or equal"),
+        (
+            {"search": {"alpha": {"grid": list(range(1000))}}, "num_samples": 100},
+            ["search"],
+            "trials",
+        ),
+    ],
+)
+def test_what_cannot_run_is_refused_at_submit(
+    server: Server, patch: dict, location: list, message: str
+) -> None:
+    spec = {"algorithm": "q_learning", "stop": {"iterations": 3}, **patch}
+    started = time.monotonic()
+    answer = _raw(server, "POST", "/v1/jobs", json=spec)
+    assert answer.status_code == 422, answer.text
+    assert time.monotonic() - started < 1.0
+    errors = [e for e in answer.json()["detail"] if e["loc"] == ["body", *location]]
+    assert errors and message in errors[0]["msg"], answer.json()
+
+
+def test_nan_and_infinity_are_refused_with_the_field_named(server: Server) -> None:
+    for body, location in [
+        (b'{"algorithm": "q_learning", "config": {"gamma": NaN}}', ["body", "config", "gamma"]),
+        (
+            b'{"algorithm": "q_learning", "stop": {"seconds": Infinity}}',
+            ["body", "stop", "seconds"],
+        ),
+    ]:
+        answer = _raw(
+            server, "POST", "/v1/jobs", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == location
+
+
+def test_every_field_error_comes_at_once(server: Server) -> None:
+    spec = {
+        "algorithm": "actor_critic",
+        "stop": {"iterations": 0},
+        "config": {"gamma": 5.0},
+        "env_config": {"nope": 1},
+    }
+    answer = _raw(server, "POST", "/v1/jobs", json=spec)
+    assert answer.status_code == 422
+    located = {tuple(e["loc"]) for e in answer.json()["detail"]}
+    assert {
+        ("body", "stop", "iterations"),
+        ("body", "config", "gamma"),
+        ("body", "env_config", "nope"),
+    } <= located
+
+
+def test_a_spec_without_a_stop_gets_the_algorithm_default(alice: Client) -> None:
+    job = alice.submit({"algorithm": "value_iteration"})
+    assert job.spec["stop"]["iterations"] == 50  # no job runs forever
+    assert job.resolved_config is not None and job.resolved_config["gamma"] == 0.9
+    assert alice.wait(job.id, timeout=300).status == "SUCCEEDED"
+
+
 def test_catalog_cluster_and_metrics(server: Server, alice: Client) -> None:
     algorithms = {a["name"]: a for a in alice.algorithms()}
     q = algorithms["q_learning"]
@@ -92,6 +168,8 @@ def test_catalog_cluster_and_metrics(server: Server, alice: Client) -> None:
     assert cluster["resources"]["CPU"] == 2.0 and cluster["nodes"][0]["state"] == "ALIVE"
     text = _raw(server, "GET", "/metrics").text
     assert "rldojo_http_requests_total" in text and "rldojo_jobs" in text
+    # every owner's job counts: only for a token holder
+    assert _raw(server, "GET", "/metrics", None).status_code == 401
     assert "paths" in _raw(server, "GET", "/openapi.json").json()
 
 

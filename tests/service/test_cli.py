@@ -72,3 +72,23 @@ def test_bad_input_prints_one_line_and_exits_non_zero(args, message):
     assert "Traceback" not in done.stderr + done.stdout
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_unusable_paths_and_malformed_values_are_one_line_errors(tmp_path: Path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    not_an_object = tmp_path / "spec.json"
+    not_an_object.write_text("[1, 2]")
+    cases = [
+        (["pull", "abc123", "--out", "/proc/nope"], "--out /proc/nope"),
+        (["train", "q_learning", "--out", str(a_file / "sub")], "Not a directory"),
+        (["train", "--spec", str(not_an_object), "--out", str(tmp_path)], "a JSON object"),
+        (["submit", "q_learning", "--env-set", "traps=[[1,1]"], "--env-set traps: not valid"),
+        (["train", "q_learning", "--set", 'alpha={"x"', "--out", str(tmp_path)], "not valid JSON"),
+    ]
+    for args, message in cases:
+        done = rldojo(*args, timeout=60)
+        assert done.returncode != 0, args
+        assert "Traceback" not in done.stderr + done.stdout, args
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, done.stderr)

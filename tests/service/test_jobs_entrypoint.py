@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.jobs import node_command
+from service.cluster import node_command
 
 BIN = Path(sys.executable).parent
 SHOW = ["-c", "import sys; print(sys.executable); print(sys.argv[1])", "a b 'c' $HOME"]

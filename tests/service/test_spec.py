@@ -42,7 +42,7 @@ def test_the_issue_example_parses_and_becomes_the_tune_param_space():
 def test_defaults_fill_in():
     spec = parse_spec({"algorithm": "value_iteration"})
     assert spec.env == "rldojo/PlanningGrid-v0"
-    assert spec.stop.iterations is None
+    assert spec.stop.iterations == 50  # the algorithm's default stop: no job runs forever
     assert spec.hyperparameters()["gamma"] == 0.9
     assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
 

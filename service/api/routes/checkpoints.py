@@ -26,7 +26,7 @@ def list_checkpoints(job: OwnedJob, jobs: JobsDep) -> list[CheckpointOut]:
             env_steps=c.env_steps,
             return_mean=c.return_mean,
         )
-        for c in jobs.storage.checkpoints(job.id)
+        for c in jobs.directory(job).checkpoints()
     ]
 
 
@@ -41,12 +41,13 @@ def checkpoint_archive(
     checkpoint_id: Annotated[str, Path(max_length=64, description="A checkpoint id or `best`")],
 ) -> StreamingResponse:
     """The checkpoint directory as a streamed .tar.gz (`rldojo evaluate` takes it unpacked)."""
-    checkpoint = jobs.storage.find_checkpoint(job.id, checkpoint_id)
+    directory = jobs.directory(job)
+    checkpoint = directory.find_checkpoint(checkpoint_id)
     if checkpoint is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no checkpoint {checkpoint_id}")
     filename = f"{job.id}-{checkpoint.id}.tar.gz"
     return StreamingResponse(
-        jobs.storage.archive(checkpoint),
+        directory.archive(checkpoint),
         media_type="application/gzip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -30,7 +30,7 @@ def job_curve(
     x: MetricName = metrics.ENV_STEPS,
 ) -> Response:
     """Every trial's `metric` against `x` (raw and smoothed); 404 until a row reports both."""
-    rows = jobs.storage.metric_rows(job.id)
+    rows = jobs.directory(job).rows()
     image = io.BytesIO()
     try:
         plots.learning_curve(

@@ -22,7 +22,7 @@ def evaluation_out(evaluation: EvaluationRecord) -> EvaluationOut:
         episodes=evaluation.episodes,
         seed=evaluation.seed,
         video=evaluation.video,
-        status=evaluation.status,  # type: ignore[arg-type]
+        status=evaluation.status,
         message=evaluation.message,
         created_at=evaluation.created_at,
         updated_at=evaluation.updated_at,
@@ -55,14 +55,14 @@ def create_evaluation(
     job = store.get_job(job_id=request.job_id, owner=owner)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {request.job_id}")
-    checkpoint = jobs.storage.find_checkpoint(job.id, request.checkpoint_id)
+    directory = jobs.directory(job)
+    checkpoint = directory.find_checkpoint(request.checkpoint_id)
     if checkpoint is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no checkpoint {request.checkpoint_id}")
     evaluation = evaluations.create(
         owner=owner,
-        job_id=job.id,
-        checkpoint_path=checkpoint.path,
-        checkpoint_id=checkpoint.id,
+        directory=directory,
+        checkpoint=checkpoint,
         episodes=request.episodes,
         seed=request.seed,
         video=request.video,
@@ -91,7 +91,8 @@ def get_evaluation(evaluation: OwnedEvaluation) -> EvaluationOut:
 )
 def evaluation_video(evaluation: OwnedEvaluation, evaluations: EvaluationsDep) -> StreamingResponse:
     """The greedy agent's first episode as an MP4 (404 until the evaluation wrote one)."""
-    path = evaluations.video_path(evaluation)
-    if path is None:
+    found = evaluations.video(evaluation)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"evaluation {evaluation.id} has no video")
-    return StreamingResponse(evaluations.storage.open_stream(path), media_type="video/mp4")
+    directory, path = found
+    return StreamingResponse(directory.open_stream(path), media_type="video/mp4")

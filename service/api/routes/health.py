@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service import cluster
 from service.api.deps import JobsDep, Owner, StoreDep
 from service.api.routes.jobs import ERRORS
-from service.jobs import ClusterUnavailableError
+from service.cluster import ClusterUnavailableError
 from service.schemas import ClusterOut, ErrorOut, HealthOut
 
 router = APIRouter(tags=["health"])
@@ -29,9 +29,13 @@ def healthz(jobs: JobsDep, store: StoreDep) -> HealthOut:
     return HealthOut(status="ok", ray=ray_ok, database=database_ok)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def prometheus_metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text: HTTP requests by route and status, jobs by status."""
+@router.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
+def prometheus_metrics(request: Request, _owner: Owner) -> PlainTextResponse:
+    """Prometheus text: HTTP requests by route and status, jobs by status.
+
+    It counts every owner's jobs, so it needs a token when the service has tokens (any
+    owner's; a Prometheus scrape config sets it as `authorization: {credentials: ...}`).
+    """
     request.app.state.observe_jobs()
     body = generate_latest(request.app.state.registry)
     return PlainTextResponse(body.decode(), media_type=CONTENT_TYPE_LATEST)

@@ -12,9 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep
-from service.jobs import JobService, JobStatus
+from service.jobs import JobService
 from service.schemas import ErrorOut, JobOut, Scalar
 from service.spec import SpecError, parse_spec
+from service.status import JobStatus
 from service.store import JobRecord
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,7 +36,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
 def job_out(job: JobRecord, extra: dict[str, Any] | None = None) -> JobOut:
     out = JobOut.model_validate(job)
-    return out.model_copy(update=extra or {})
+    return JobOut.model_validate({**out.model_dump(), **extra}) if extra else out
 
 
 @router.post(
@@ -45,13 +46,18 @@ def job_out(job: JobRecord, extra: dict[str, Any] | None = None) -> JobOut:
     openapi_extra={"x-rldojo-body": "JobSpec"},
 )
 def submit_job(owner: Owner, jobs: JobsDep, body: Annotated[dict[str, Any], Body()]) -> JobOut:
-    """Submit a training job: the body is the job spec, unchanged (see the JobSpec schema)."""
+    """Submit a training job: the body is the job spec, unchanged (see the JobSpec schema).
+
+    Refused with 422, the field named, when anything in it cannot run: an unknown or mistyped
+    key, a value out of range, an env config the env refuses, no stop criterion that bounds
+    the run, or a trial larger than the cluster could ever hold.
+    """
     try:
         spec = parse_spec(body)
+        return job_out(jobs.submit(owner=owner, spec=spec))
     except SpecError as error:
         detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-    return job_out(jobs.submit(owner=owner, spec=spec))
 
 
 @router.get("")
@@ -67,7 +73,7 @@ def list_jobs(
     """The caller's jobs, newest first, optionally of one status."""
     found = [jobs.reconcile(job) for job in store.list_jobs(owner=owner)]
     if status_ is not None:
-        found = [job for job in found if job.status == status_.value]
+        found = [job for job in found if job.status is status_]
     return [job_out(job, jobs.summary(job) if summary else None) for job in found]
 
 
@@ -79,7 +85,11 @@ def get_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
 
 @router.post("/{job_id}/stop", responses=CONFLICT)
 def stop_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
-    """Stop a pending or running job (its checkpoints stay; resume continues from them)."""
+    """Stop a job; its checkpoints stay and resume continues from them.
+
+    Answers STOPPED once no process of the job runs any more, or STOPPING while its trainer is
+    still ending (within seconds; a stop of a STOPPING job forces it).
+    """
     return job_out(jobs.stop(job=job))
 
 
@@ -109,7 +119,7 @@ async def _follow(
     """Poll until the job is terminal, yielding what `emit` produces each time, then `end`."""
     while True:
         job = await run_in_threadpool(jobs.reconcile, job)
-        finished = JobStatus(job.status).is_terminal()
+        finished = job.status.is_terminal()
         for chunk in await run_in_threadpool(emit, job):
             yield chunk
         if finished:
@@ -131,19 +141,18 @@ def job_metrics(
     With `follow=true`: a server-sent event stream, one `metrics` event per new row, ending with
     an `end` event when the job ends.
     """
+    directory = jobs.directory(job)
     if not follow:
-        return jobs.storage.metric_rows(job.id)
-    sent: dict[str, int] = {}
+        return directory.rows()
+    sent: dict[str, int] = {}  # trial -> the last iteration streamed
 
-    def new_rows(current: JobRecord) -> list[str]:
+    def new_rows(_current: JobRecord) -> list[str]:
         chunks = []
-        by_trial: dict[str, list[dict[str, Any]]] = {}
-        for row in jobs.storage.metric_rows(current.id):
-            by_trial.setdefault(str(row.get("trial_id")), []).append(row)
-        for trial, rows in by_trial.items():
-            for row in rows[sent.get(trial, 0) :]:
+        for row in directory.rows():
+            trial, iteration = str(row.get("trial_id")), int(row.get("training_iteration", 0))
+            if iteration > sent.get(trial, 0):
                 chunks.append(_sse("metrics", row))
-            sent[trial] = len(rows)
+                sent[trial] = iteration
         return chunks
 
     stream = _follow(jobs, job, settings.poll_seconds, new_rows)

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import socket
@@ -25,29 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from service.cluster.connection import RayConnection, cluster_summary, dashboard_alive
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-_RAY_NOT_FOUND = "does not exist"
-
-
-@dataclass(frozen=True)
-class RayConnection:
-    """Where the dashboard is and the bearer token it wants (None when auth is off)."""
-
-    address: str
-    token: str | None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
 def connect(settings: Settings) -> RayConnection:
@@ -83,17 +68,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def dashboard_alive(connection: RayConnection, timeout: float = 3.0) -> bool:
-    """True when the dashboard answers `/api/version` with our token."""
-    try:
-        response = httpx.get(
-            f"{connection.address}/api/version", headers=connection.headers, timeout=timeout
-        )
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
 
 
 def read_embedded_head(settings: Settings) -> dict[str, Any] | None:
@@ -156,6 +130,8 @@ def _start_head(settings: Settings, token_path: Path, token: str, timeout: float
         command.append(f"--num-cpus={settings.ray_num_cpus}")
     env = dict(os.environ)
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_path))
+    # A forced stop (SIGTERM) gives Tune this long to write its last snapshot before SIGKILL.
+    env.setdefault("RAY_JOB_STOP_WAIT_TIME_S", "30")
     env.pop("RAY_AUTH_TOKEN", None)
     env.pop("RAY_ADDRESS", None)
     bin_dir = str(Path(sys.executable).parent)
@@ -229,77 +205,3 @@ def stop_embedded_head(settings: Settings, timeout: float = 60.0) -> bool:
         time.sleep(0.3)
     _head_file(settings).unlink(missing_ok=True)
     return True
-
-
-def is_not_found(error: Exception) -> bool:
-    """True when a Ray Jobs SDK error says the job id is unknown to the cluster."""
-    return _RAY_NOT_FOUND in str(error) or "status code 404" in str(error)
-
-
-def cluster_summary(connection: RayConnection, timeout: float = 5.0) -> dict[str, Any]:
-    """Nodes and resources from the dashboard's state API."""
-    response = httpx.get(
-        f"{connection.address}/api/v0/nodes",
-        params={"limit": 1000, "detail": "true"},
-        headers=connection.headers,
-        timeout=timeout,
-    )
-    response.raise_for_status()
-    payload = response.json()
-    nodes = payload.get("data", {}).get("result", {}).get("result", [])
-    totals: dict[str, float] = {}
-    found = []
-    for node in nodes:
-        resources = {
-            k: float(v)
-            for k, v in (node.get("resources_total") or {}).items()
-            if not k.startswith("node:")
-        }
-        if node.get("state") == "ALIVE":
-            for key, value in resources.items():
-                totals[key] = totals.get(key, 0.0) + value
-        found.append(
-            {
-                "id": str(node.get("node_id", "")),
-                "ip": str(node.get("node_ip", "")),
-                "state": str(node.get("state", "")),
-                "is_head": bool(node.get("is_head_node", False)),
-                "resources": resources,
-            }
-        )
-    return {
-        "address": connection.address,
-        "nodes": found,
-        "resources": totals,
-        "resources_used": resources_used(connection, timeout),
-    }
-
-
-def resources_used(connection: RayConnection, timeout: float = 5.0) -> dict[str, float]:
-    """Resources held by tasks and actors now, cluster-wide (the autoscaler monitor's report).
-
-    Empty while the monitor has not reported yet (the first seconds of a head) or is absent.
-    """
-    try:
-        response = httpx.get(
-            f"{connection.address}/api/cluster_status",
-            headers=connection.headers,
-            timeout=timeout,
-        )
-        response.raise_for_status()
-        status = response.json().get("data", {}).get("clusterStatus") or {}
-    except (httpx.HTTPError, ValueError):
-        return {}
-    usage = (status.get("loadMetricsReport") or {}).get("usage") or {}
-    return {
-        _snake(key): float(pair[0])
-        for key, pair in usage.items()
-        if not key.startswith("node:") and isinstance(pair, list) and pair
-    }
-
-
-def _snake(key: str) -> str:
-    """The dashboard camel-cases Ray's own resource names (objectStoreMemory); undo that."""
-    if not key[:1].islower():
-        return key  # CPU, GPU, custom resources
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()

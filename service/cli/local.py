@@ -1,0 +1,253 @@
+"""The `rldojo` commands that work on this machine: train, evaluate, and the listings.
+
+    rldojo train q_learning --env rldojo/GridWorld-v0 --stop-iters 30 --out results
+    rldojo evaluate results/run/<trial>/checkpoint_000029 --episodes 10 --json
+    rldojo algorithms | rldojo envs
+
+Ray, torch and RLlib are imported inside the commands that use them, never at module level.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from service.cli.common import (
+    AsJson,
+    Env,
+    EnvSets,
+    Seed,
+    Sets,
+    SpecFile,
+    StopIters,
+    StopReturn,
+    StopSeconds,
+    StopTimesteps,
+    UsageError,
+    fail,
+    guarded,
+    out,
+    spec_body,
+    writable_dir,
+    write_json,
+)
+
+
+class ProgressDisplay:
+    """A live line per trial on a terminal; one plain line per iteration in logs (Ray Jobs)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.live = sys.stdout.isatty()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[line]}"),
+            TimeElapsedColumn(),
+            console=out,
+            disable=not self.live,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def update(self, row: dict[str, Any]) -> None:
+        from service.cli.remote import progress_line
+
+        line = progress_line(row, with_trial=False, with_speed=True)
+        trial = str(row.get("trial_id", "trial"))
+        if not self.live:
+            out.print(f"{trial}  {line}", markup=False, highlight=False)
+            return
+        if trial not in self.tasks:
+            self.tasks[trial] = self.progress.add_task(trial, total=None, line="")
+        self.progress.update(self.tasks[trial], line=line)
+
+
+@guarded
+def train(
+    algorithm: Annotated[
+        str | None, typer.Argument(help="Algorithm name (rldojo algorithms)")
+    ] = None,
+    out_dir: Annotated[
+        str, typer.Option("--out", help="Directory or s3:// URI for results and checkpoints")
+    ] = "results",
+    env: Env = None,
+    set_: Sets = None,
+    env_set: EnvSets = None,
+    stop_iters: StopIters = None,
+    stop_timesteps: StopTimesteps = None,
+    stop_return: StopReturn = None,
+    stop_seconds: StopSeconds = None,
+    seed: Seed = None,
+    spec: SpecFile = None,
+    name: Annotated[str, typer.Option(help="Experiment name inside --out")] = "run",
+    resume: Annotated[
+        bool, typer.Option(help="Continue the experiment at --out/--name from its checkpoints")
+    ] = False,
+    job_dir: Annotated[
+        str | None, typer.Option(hidden=True, help="An API job's directory (its Ray job)")
+    ] = None,
+    attempt: Annotated[int, typer.Option(hidden=True, min=1, help="The API job's attempt")] = 1,
+) -> None:
+    """Train ALGORITHM as a Ray Tune job on the current Ray (local unless RAY_ADDRESS is set)."""
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    if job_dir is not None:
+        _run_api_job(job_dir, attempt)
+        return
+    from service import training
+    from service.jobdir import JobDirectory
+    from service.spec import parse_spec
+
+    # A str, not a Path: Path("s3://bucket/x") would collapse to the local path "s3:/bucket/x".
+    if "://" not in out_dir:
+        out_dir = str(writable_dir(Path(out_dir), "--out").resolve())
+    directory = JobDirectory.open(f"{out_dir.rstrip('/')}/{name}")
+    given = algorithm is not None or spec is not None
+    stored = directory.read_spec() if resume else None
+    if resume and stored is None:
+        raise UsageError(f"nothing to resume at {directory.uri}")
+    if stored is not None and not given:
+        body = stored
+    else:
+        stop = {
+            "iterations": stop_iters,
+            "env_steps": stop_timesteps,
+            "return_mean": stop_return,
+            "seconds": stop_seconds,
+        }
+        body = spec_body(
+            algorithm=algorithm,
+            spec_file=spec,
+            env=env,
+            sets=set_,
+            env_sets=env_set,
+            stop=stop,
+            seed=seed,
+        )
+    job = parse_spec(body)
+    with ProgressDisplay() as display:
+        summary = training.train(
+            job,
+            directory,
+            resume=resume,
+            callbacks=[training.ProgressCallback(display.update)],
+        )
+    failed = [t for t in summary.trials if t.status == "ERROR"]
+    # Plain lines (never wrapped): scripts and tests read these paths back.
+    sys.stdout.write(f"results: {summary.experiment_path}\n")
+    sys.stdout.write(f"best checkpoint: {summary.best_checkpoint}\n")
+    if failed:
+        raise fail(f"{len(failed)} trial(s) failed: {failed[0].error}", code=1)
+
+
+def _run_api_job(location: str, attempt: int) -> None:
+    """The Ray job of an API job: its spec and everything else are in its directory."""
+    from service import training
+    from service.jobdir import JobDirectory
+
+    with ProgressDisplay() as display:
+        ended = training.run_job(
+            location, attempt, callbacks=[training.ProgressCallback(display.update)]
+        )
+    sys.stdout.write(f"attempt {attempt} {ended}\n")
+    if ended == "failed":
+        progress = JobDirectory.open(location).read_progress(attempt) or {}
+        raise fail(str(progress.get("message", "a trial failed")), code=1)
+
+
+@guarded
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint directory")],
+    episodes: Annotated[int, typer.Option(min=1, max=10_000, help="Episodes to play")] = 10,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the first episode")] = 0,
+    epsilon: Annotated[float, typer.Option(min=0.0, max=1.0, help="Random-action rate")] = 0.0,
+    video: Annotated[Path | None, typer.Option(help="Write an MP4 of the first episode")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Play a checkpoint's greedy policy and print its score."""
+    if not checkpoint.exists():
+        raise UsageError(f"no such checkpoint: {checkpoint}")
+    if video is not None:
+        writable_dir(video.parent, "--video")
+    from algorithms.evaluation import evaluate as run_evaluation
+
+    result = run_evaluation(checkpoint, episodes=episodes, seed=seed, epsilon=epsilon, video=video)
+    if as_json:
+        keys = {"episodes", "return_mean", "return_std", "length_mean", "returns", "video"}
+        write_json(result.model_dump(include=keys))
+        return
+    out.print(
+        f"{result.env}: return {result.return_mean:.2f} ± {result.return_std:.2f} over "
+        f"{result.episodes} episodes, length {result.length_mean:.1f}",
+        markup=False,
+    )
+
+
+def list_algorithms(as_json: AsJson = False) -> None:
+    """List the algorithms and what they train on."""
+    import algorithms
+
+    entries = list(algorithms.ALGORITHMS.values())
+    if as_json:
+        write_json(
+            [
+                {
+                    "name": e.name,
+                    "book_section": e.book_section,
+                    "default_env": e.default_env,
+                    "envs": list(e.envs),
+                    "summary": e.summary,
+                }
+                for e in entries
+            ]
+        )
+        return
+    table = Table("name", "book", "default env", "envs", "summary")
+    for entry in entries:
+        table.add_row(
+            entry.name, entry.book_section, entry.default_env, ", ".join(entry.envs), entry.summary
+        )
+    out.print(table)
+
+
+def list_envs(as_json: AsJson = False) -> None:
+    """List the environment ids with their observation and action spaces."""
+    import gymnasium as gym
+
+    import envs
+
+    found = []
+    for env_id in envs.ENV_IDS:
+        try:
+            env = envs.make(env_id)
+            found.append((env_id, str(env.observation_space), str(env.action_space)))
+            env.close()
+        except Exception as error:  # noqa: BLE001 - listing must survive one broken env
+            found.append((env_id, f"unavailable: {error}", str(gym.spec(env_id).entry_point)))
+    if as_json:
+        write_json([{"id": i, "observation_space": o, "action_space": a} for i, o, a in found])
+        return
+    table = Table("id", "observation space", "action space")
+    for row in found:
+        table.add_row(*row)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the local commands to the `rldojo` app."""
+    app.command()(train)
+    app.command()(evaluate)
+    app.command("algorithms")(list_algorithms)
+    app.command("envs")(list_envs)

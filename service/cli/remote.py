@@ -1,0 +1,428 @@
+"""The `rldojo` commands that run or talk to the service, all through the SDK (`service.client`).
+
+    rldojo serve [--host H] [--port P]        rldojo stop-head
+    rldojo submit q_learning --env rldojo/GridWorld-v0 --stop-iters 30 --follow
+    rldojo jobs | status ID | logs ID -f | stop ID | resume ID | delete ID | checkpoints ID
+    rldojo pull ID --checkpoint best --out ckpt/
+    rldojo eval ID --episodes 10 --video run.mp4
+    rldojo plot ID|RESULTS_DIR --out curve.png
+
+The server and token come from `--url`/`--token` or `RLDOJO_URL`/`RLDOJO_TOKEN`. These commands
+import only httpx and pydantic (not Ray, torch or RLlib), so they start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from service.cli.common import (
+    AsJson,
+    Env,
+    EnvSets,
+    Seed,
+    Sets,
+    SpecFile,
+    StopIters,
+    StopReturn,
+    StopSeconds,
+    StopTimesteps,
+    Token,
+    Url,
+    UsageError,
+    err,
+    fail,
+    guarded,
+    out,
+    spec_body,
+    writable_dir,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from service.client import Client
+
+# Metric keys (as `algorithms.common.metrics` names them), repeated here so that following a
+# job never imports the algorithms package.
+ITERATION = "training_iteration"
+ENV_STEPS = "num_env_steps_sampled_lifetime"
+RETURN_MEAN = "env_runners/episode_return_mean"
+STEPS_PER_SECOND = (
+    "env_runners/num_env_steps_sampled_lifetime_throughput/throughput_since_last_reduce"
+)
+
+
+def _client(url: str | None, token: str | None) -> Client:
+    from service.client import Client
+
+    return Client(url, token)
+
+
+def progress_line(row: dict[str, Any], *, with_trial: bool = True, with_speed: bool = False) -> str:
+    """One result row as `iter 3  steps 512  return 1.25` (the CLI's and the logs' line)."""
+
+    def number(key: str, fmt: str) -> str:
+        value = row.get(key)
+        return format(value, fmt) if isinstance(value, int | float) else "-"
+
+    line = (
+        f"iter {row.get(ITERATION, '-')}  steps {number(ENV_STEPS, '.0f')}  "
+        f"return {number(RETURN_MEAN, '.2f')}"
+    )
+    if with_speed:
+        line += f"  steps/s {number(STEPS_PER_SECOND, '.0f')}"
+    return f"{row.get('trial_id', '')}  {line}" if with_trial else line
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (RLDOJO_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (RLDOJO_PORT)")] = None,
+) -> None:
+    """Run the HTTP service (starts or re-joins the embedded Ray head unless RLDOJO_RAY_ADDRESS).
+
+    The embedded head outlives the service, so jobs keep running across restarts; `rldojo
+    stop-head` stops it.
+    """
+    import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.main import create_app
+    from service.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to Ray's dashboard
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings.check_bind()
+        app = create_app(settings)
+    except (ValueError, OSError, SQLAlchemyError) as error:  # storage root or database unusable
+        raise fail(str(error)) from None
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    if settings.ray_address is None:
+        err.print(
+            "the embedded Ray head keeps running (jobs go on); `rldojo stop-head` stops it",
+            markup=False,
+        )
+
+
+@guarded
+def stop_head() -> None:
+    """Stop the embedded Ray head of this data directory (RLDOJO_DATA_DIR) and its jobs."""
+    from service.cluster.head import stop_embedded_head
+    from service.settings import Settings
+
+    settings = Settings()
+    if stop_embedded_head(settings):
+        out.print(f"stopped the embedded Ray head of {settings.data_dir}", markup=False)
+    else:
+        out.print(f"no embedded Ray head runs for {settings.data_dir}", markup=False)
+
+
+@guarded
+def submit(
+    algorithm: Annotated[str, typer.Argument(help="Algorithm name (rldojo algorithms)")],
+    env: Env = None,
+    set_: Sets = None,
+    env_set: EnvSets = None,
+    stop_iters: StopIters = None,
+    stop_timesteps: StopTimesteps = None,
+    stop_return: StopReturn = None,
+    stop_seconds: StopSeconds = None,
+    seed: Seed = None,
+    spec: SpecFile = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress")] = False,
+    as_json: AsJson = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Submit a training job; prints its id (with --follow, live progress until it ends)."""
+    stop = {
+        "iterations": stop_iters,
+        "env_steps": stop_timesteps,
+        "return_mean": stop_return,
+        "seconds": stop_seconds,
+    }
+    body = spec_body(
+        algorithm=algorithm,
+        spec_file=spec,
+        env=env,
+        sets=set_,
+        env_sets=env_set,
+        stop=stop,
+        seed=seed,
+    )
+    with _client(url, token) as client:
+        job = client.submit(body)
+        if as_json:
+            write_json(job.model_dump(mode="json"))
+        else:
+            out.print(job.id, markup=False, highlight=False)
+        if follow:
+            _follow(client, job.id)
+
+
+def _follow(client: Client, job_id: str) -> None:
+    live = sys.stderr.isatty()
+    for row in client.follow_metrics(job_id):
+        line = progress_line(row)
+        err.print(f"\r{line}" if live else line, end="" if live else "\n", markup=False)
+    job = client.job(job_id)
+    err.print(f"\n{job_id} {job.status} {job.message}".rstrip(), markup=False, highlight=False)
+    if job.status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@guarded
+def jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """List your jobs, newest first (full ids, never cut)."""
+    with _client(url, token) as client:
+        found = client.jobs(status.upper() if status else None)
+    if as_json:
+        write_json([job.model_dump(mode="json") for job in found])
+        return
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=12)
+    table.add_column("status", no_wrap=True)
+    for name in ("algorithm", "env", "attempts", "created", "message"):
+        table.add_column(name, overflow="fold")
+    for job in found:
+        table.add_row(
+            job.id,
+            job.status.value,
+            str(job.spec.get("algorithm", "")),
+            str(job.spec.get("env", "")),
+            str(job.attempts),
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            job.message.splitlines()[0] if job.message else "",
+        )
+    out.print(table)
+
+
+@guarded
+def status(job_id: str, as_json: AsJson = False, url: Url = None, token: Token = None) -> None:
+    """A job's status (with the reason it failed, in one line), latest metrics and best trial."""
+    with _client(url, token) as client:
+        job = client.job(job_id)
+    if as_json:
+        write_json(job.model_dump(mode="json"))
+        return
+    spec = job.spec
+    lines = [
+        f"{job.id}  {job.status.value}  {spec.get('algorithm')} on {spec.get('env')}",
+        f"attempts {job.attempts}, created {job.created_at:%Y-%m-%d %H:%M:%S}",
+    ]
+    if job.message:
+        lines.append(f"message: {job.message}")
+    if job.latest_metrics:
+        lines.append(f"latest: {progress_line(job.latest_metrics, with_trial=False)}")
+    if job.best_trial:
+        lines.append(
+            f"best trial: {job.best_trial.trial_id} return {job.best_trial.return_mean:.2f}"
+        )
+    lines.append(f"checkpoints: {job.checkpoints or 0}")
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
+@guarded
+def logs(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """A job's driver logs (every attempt's)."""
+    with _client(url, token) as client:
+        if not follow:
+            sys.stdout.write(client.logs(job_id))
+            return
+        for line in client.follow_logs(job_id):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+
+@guarded
+def stop(job_id: str, url: Url = None, token: Token = None) -> None:
+    """Stop a job: STOPPED once its driver is gone; STOPPING means stop again to force it."""
+    with _client(url, token) as client:
+        job = client.stop(job_id)
+    out.print(f"{job.id} {job.status.value}", markup=False, highlight=False)
+
+
+@guarded
+def resume(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Continue a stopped, failed or lost job from its last checkpoint."""
+    with _client(url, token) as client:
+        job = client.resume(job_id)
+        out.print(f"{job.id} {job.status.value}", markup=False, highlight=False)
+        if follow:
+            _follow(client, job_id)
+
+
+@guarded
+def delete(
+    job_id: str,
+    purge: Annotated[bool, typer.Option(help="Also delete its results and checkpoints")] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Delete a finished job's record (with --purge, its files too)."""
+    with _client(url, token) as client:
+        client.delete(job_id, purge=purge)
+    out.print(f"deleted {job_id}" + (" and its files" if purge else ""), markup=False)
+
+
+@guarded
+def checkpoints(job_id: str, as_json: AsJson = False, url: Url = None, token: Token = None) -> None:
+    """A job's checkpoints: id, iteration, env steps and mean return when written."""
+    with _client(url, token) as client:
+        found = client.checkpoints(job_id)
+    if as_json:
+        write_json([c.model_dump(mode="json") for c in found])
+        return
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=18)
+    for name in ("iteration", "env steps", "return"):
+        table.add_column(name, justify="right")
+    for c in found:
+        value = f"{c.return_mean:.2f}" if c.return_mean is not None else "-"
+        table.add_row(c.id, str(c.iteration), str(c.env_steps), value)
+    out.print(table)
+
+
+@guarded
+def pull(
+    job_id: str,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to unpack it")],
+    checkpoint: Annotated[str, typer.Option(help="A checkpoint id or best")] = "best",
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Download a checkpoint and unpack it; prints the folder `rldojo evaluate` takes."""
+    writable_dir(out_dir, "--out")
+    with _client(url, token) as client:
+        folder = client.download(job_id, checkpoint, out_dir)
+    out.print(str(folder), markup=False, highlight=False)
+
+
+@guarded
+def eval_(
+    job_id: str,
+    checkpoint: Annotated[str, typer.Option(help="A checkpoint id or best")] = "best",
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to play")] = 10,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the first episode")] = 0,
+    video: Annotated[Path | None, typer.Option(help="Save an MP4 of the first episode")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Evaluate a job's checkpoint on the cluster and print its score."""
+    if video is not None:
+        writable_dir(video.parent, "--video")
+    with _client(url, token) as client:
+        started = client.evaluate(job_id, checkpoint, episodes, seed, video is not None)
+        done = client.wait_evaluation(started.id)
+        if done.status != "SUCCEEDED":
+            raise fail(f"evaluation {done.status.value}: {done.message}", code=1)
+        if video is not None:
+            client.video(done.id, video)
+    if as_json:
+        write_json(done.model_dump(mode="json"))
+        return
+    out.print(
+        f"return {done.return_mean:.2f} ± {done.return_std:.2f} over "
+        f"{done.episodes} episodes, length {done.length_mean:.1f}",
+        markup=False,
+    )
+    if video is not None:
+        out.print(f"video: {video}", markup=False)
+
+
+@guarded
+def plot(
+    source: Annotated[str, typer.Argument(help="A job id, or a results directory on this machine")],
+    out_file: Annotated[Path, typer.Option("--out", help="The PNG to write")] = Path("curve.png"),
+    metric: Annotated[str, typer.Option(help="Metric on the y axis")] = RETURN_MEAN,
+    x: Annotated[str, typer.Option("--x", help="Metric on the x axis")] = ENV_STEPS,
+    secondary: Annotated[
+        str | None, typer.Option(help="Another metric on a right-hand axis, e.g. a loss")
+    ] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Draw a learning curve (every trial, raw and smoothed) as a PNG, like the API's curve.png.
+
+    SOURCE is a job id (read through the API) or a directory `rldojo train --out` wrote.
+    """
+    from dataclasses import asdict
+
+    from service import plots
+
+    folder = Path(source)
+    if folder.is_dir():
+        rows, title = _local_rows(folder), str(folder)
+    elif "/" in source or source.startswith("."):
+        raise UsageError(f"no such results directory: {source}")
+    else:
+        with _client(url, token) as client:
+            title = plots.job_title(source, client.job(source).spec)
+            rows = client.metrics(source)
+    writable_dir(out_file.parent, "--out")
+    try:
+        drawn = plots.learning_curve(
+            rows, out_file, metric=metric, x=x, title=title, secondary=secondary
+        )
+    except ValueError as error:
+        raise fail(str(error), code=1) from None
+    if as_json:
+        write_json({"png": str(out_file), "curves": [asdict(c) for c in drawn]})
+        return
+    points = sum(len(c.y) for c in drawn)
+    out.print(f"{out_file}: {len(drawn)} trial(s), {points} points", markup=False)
+
+
+def _local_rows(folder: Path) -> list[dict[str, Any]]:
+    """Every trial's rows under a results directory: an experiment, a directory of
+    experiments (`rldojo train --out`), or one trial's directory."""
+    from service.jobdir import JobDirectory
+
+    folder = folder.resolve()
+    if (folder / "result.json").is_file():  # one trial
+        rows = JobDirectory.open(str(folder.parent)).trial_rows(str(folder))
+        return [{**row, "trial_id": row.get("trial_id", folder.name)} for row in rows]
+    experiments = [folder, *sorted(path for path in folder.iterdir() if path.is_dir())]
+    return [row for path in experiments for row in JobDirectory.open(str(path)).rows()]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the `rldojo` app."""
+    app.command()(serve)
+    app.command("stop-head")(stop_head)
+    app.command()(submit)
+    app.command()(jobs)
+    app.command()(status)
+    app.command()(logs)
+    app.command()(stop)
+    app.command()(resume)
+    app.command()(delete)
+    app.command()(checkpoints)
+    app.command()(pull)
+    app.command("eval")(eval_)
+    app.command()(plot)

@@ -1,0 +1,127 @@
+"""Job directories on both kinds of storage root: a local directory and `s3://` on a real
+local S3 server (moto). pyarrow finds that server through `AWS_ENDPOINT_URL` (see `S3Server.env`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from algorithms.common import metrics
+from service.jobdir import JobDirectory
+from service.storage import Storage
+from tests.backends import S3Server
+
+TRIAL = "QLearning_rldojo_GridWorld-v0_abcde_00000_0_2026-01-01_00-00-00"
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "local":
+        return Storage(str(tmp_path / "storage"))
+    s3 = request.getfixturevalue("s3")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    bucket = s3.create_bucket(f"rldojo-{uuid.uuid4().hex[:8]}")
+    return Storage(f"{bucket}/team/rldojo")
+
+
+def _rows(iterations: range, pid: int) -> str:
+    return "".join(
+        json.dumps(
+            {
+                "training_iteration": i,
+                "trial_id": "abcde_00000",
+                "pid": pid,
+                "timestamp": pid * 1000 + i,
+                "env_runners": {"episode_return_mean": float(i)},
+            }
+        )
+        + "\n"
+        for i in iterations
+    )
+
+
+def test_files_round_trip_and_delete(storage: Storage) -> None:
+    job = storage.job("j1")
+    job.write_spec({"algorithm": "q_learning"})
+    job.write_config({"gamma": 0.9})
+    assert job.read_spec() == {"algorithm": "q_learning"}
+    assert job.read_config() == {"gamma": 0.9}
+    assert b"".join(job.open_stream(f"{job.path}/spec.json", chunk=4)).startswith(b"{")
+    assert job.exists() and job.read_text("missing.json") is None
+    assert job.trial_paths() == [] and job.checkpoints() == [] and job.rows() == []
+    assert job.uri == f"{storage.root_uri}/jobs/j1"
+    assert not job.stop_requested(1)
+    job.request_stop(1)
+    assert job.stop_requested(1) and not job.stop_requested(2)
+    job.write_progress(2, {"phase": "waiting", "message": "waiting for resources"})
+    assert job.read_progress(2) == {"phase": "waiting", "message": "waiting for resources"}
+
+    job.delete()
+    assert not job.exists()
+    assert job.read_spec() is None
+
+
+def test_jobs_are_separate_rooms(storage: Storage) -> None:
+    """Two jobs' directories never see each other's rows, even with the same trial name."""
+    for job_id, offset in (("alice1", 0), ("bob1", 100)):
+        job = storage.job(job_id)
+        job.write_text(f"{TRIAL}/result.json", _rows(range(1 + offset, 4 + offset), pid=offset))
+    alice, bob = storage.job("alice1"), storage.job("bob1")
+    assert [r[metrics.ITERATION] for r in alice.rows()] == [1, 2, 3]
+    assert [r[metrics.ITERATION] for r in bob.rows()] == [101, 102, 103]
+
+
+def test_rows_are_continuous_across_attempts(storage: Storage) -> None:
+    """A resumed attempt's rows replace the iterations it went over again; none is lost on
+    storage, and a fresh result.json never hides the rows served before it."""
+    job = storage.job("j2")
+    trial = f"{TRIAL}"
+    job.write_text(f"{trial}/result.json", _rows(range(1, 6), pid=101))
+    first = job.rows()
+    assert [r[metrics.ITERATION] for r in first] == [1, 2, 3, 4, 5]
+    assert {r["attempt"] for r in first} == {1}
+
+    job.keep_attempt_rows(1)
+    assert job.exists(f"{trial}/result.attempt-001.json")
+    assert job.rows() == first  # the copy is not counted twice
+
+    # Attempt 2 restarted from scratch (Tune had no checkpoint of it): a fresh file, from 1.
+    job.write_text(f"{trial}/result.json", _rows(range(1, 4), pid=202))
+    job.keep_attempt_rows(2)
+    # Attempt 3 resumed from a checkpoint at iteration 2: Tune carried attempt 2's rows over.
+    job.write_text(f"{trial}/result.json", _rows(range(1, 4), 202) + _rows(range(3, 5), 303))
+    rows = job.rows()
+    assert [(r[metrics.ITERATION], r["pid"], r["attempt"]) for r in rows] == [
+        (1, 202, 2),
+        (2, 202, 2),
+        (3, 303, 3),
+        (4, 303, 3),
+    ]
+    assert rows[-1][metrics.EPISODE_RETURN_MEAN] == 4.0 and rows[-1]["trial_id"] == "abcde_00000"
+    # every attempt's rows stay on storage
+    assert job.read_text(f"{trial}/result.attempt-001.json").count("\n") == 5
+    if not storage.root_uri.startswith("s3://"):  # `rldojo plot DIR` reads through the same class
+        local = JobDirectory.open(job.path).rows()
+        assert [(r[metrics.ITERATION], r["pid"]) for r in local] == [
+            (r[metrics.ITERATION], r["pid"]) for r in rows
+        ]
+
+
+def test_jobs_made_before_the_layout_keep_their_trials_under_run(storage: Storage) -> None:
+    job = storage.job("old")
+    job.write_text(f"run/{TRIAL}/result.json", _rows(range(1, 3), pid=1))
+    assert [r[metrics.ITERATION] for r in job.rows()] == [1, 2]
+    assert job.experiment_uri.endswith("/jobs/old/run")
+
+
+def test_missing_bucket_is_named(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="s3://no-such-bucket/prefix: bucket 'no-such-bucket'"):
+        Storage("s3://no-such-bucket/prefix")
