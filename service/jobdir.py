@@ -320,28 +320,44 @@ class JobDirectory:
 
     def checkpoints(self) -> list[Checkpoint]:
         """The job's checkpoints on storage, oldest first within each trial."""
-        found = []
-        for trial_path in self.trial_paths():
-            rows = self.trial_rows(trial_path)
-            trial_id = str(rows[-1].get("trial_id")) if rows else _trial_id(trial_path)
-            by_iteration = {_int(row.get(metrics.ITERATION)): row for row in rows}
-            for info in self._list(trial_path):
-                match = _CHECKPOINT_DIR.match(posixpath.basename(info.path))
-                if info.type != pafs.FileType.Directory or match is None:
-                    continue
-                iteration = self._checkpoint_iteration(info.path)
-                row = by_iteration.get(iteration, {}) if iteration is not None else {}
-                found.append(
-                    Checkpoint(
-                        id=f"{trial_id}-{match.group(1)}",
-                        trial_id=trial_id,
-                        iteration=iteration,
-                        env_steps=_int(row.get(metrics.ENV_STEPS)),
-                        return_mean=_float(row.get(metrics.EPISODE_RETURN_MEAN)),
-                        path=info.path,
-                    )
-                )
+        found = [c for trial in self.trial_paths() for c in self.trial_checkpoints(trial)]
         return sorted(found, key=lambda c: (c.trial_id, c.iteration or -1, c.path))
+
+    def trial_checkpoints(self, trial_path: str) -> list[Checkpoint]:
+        """One trial's checkpoints whose algorithm state can be read (so, written whole)."""
+        rows = self.trial_rows(trial_path)
+        trial_id = str(rows[-1].get("trial_id")) if rows else _trial_id(trial_path)
+        by_iteration = {_int(row.get(metrics.ITERATION)): row for row in rows}
+        found = []
+        for info in self._list(trial_path):
+            match = _CHECKPOINT_DIR.match(posixpath.basename(info.path))
+            if info.type != pafs.FileType.Directory or match is None:
+                continue
+            iteration = self._checkpoint_iteration(info.path)
+            row = by_iteration.get(iteration, {}) if iteration is not None else {}
+            found.append(
+                Checkpoint(
+                    id=f"{trial_id}-{match.group(1)}",
+                    trial_id=trial_id,
+                    iteration=iteration,
+                    env_steps=_int(row.get(metrics.ENV_STEPS)),
+                    return_mean=_float(row.get(metrics.EPISODE_RETURN_MEAN)),
+                    path=info.path,
+                )
+            )
+        return sorted(found, key=lambda c: (c.iteration or -1, c.path))
+
+    def result_at(self, trial_path: str, iteration: int) -> dict[str, Any] | None:
+        """Tune's own (nested) result row of an iteration, from the newest file that has it."""
+        for _attempt, path in reversed(self._rows_files(trial_path)):
+            for line in reversed((self._read(path) or "").splitlines()):
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and row.get(metrics.ITERATION) == iteration:
+                    return row
+        return None
 
     def _checkpoint_iteration(self, path: str) -> int | None:
         """The iteration a checkpoint was written at (from RLlib's algorithm_state.pkl)."""
@@ -425,28 +441,29 @@ def continuous_rows(files: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[
 
     Rows are kept in iteration order, one per iteration: a row whose iteration is not past the
     last one kept replaces that row and every later one (the attempt went back to an older
-    checkpoint). Each row is labelled with the first attempt whose file holds it (Tune copies a
-    trial's old rows into the next attempt's file on resume).
+    checkpoint). Each row is labelled with the attempt that produced it: the first attempt whose
+    file holds a row of the same trial process (Tune copies a trial's rows into the next
+    attempt's file on resume, and may upload a stopped driver's last rows with them).
 
     Example:
-        >>> first = [{"training_iteration": i, "timestamp": i} for i in (1, 2, 3)]
-        >>> second = first[:1] + [{"training_iteration": i, "timestamp": 9 + i} for i in (2, 3, 4)]
+        >>> first = [{"training_iteration": i, "pid": 7} for i in (1, 2, 3)]
+        >>> second = first[:1] + [{"training_iteration": i, "pid": 8} for i in (2, 3, 4)]
         >>> rows = continuous_rows([(1, first), (2, second)])
         >>> [(row["training_iteration"], row["attempt"]) for row in rows]
         [(1, 1), (2, 2), (3, 2), (4, 2)]
     """
-    first_seen: dict[tuple[Any, Any], int] = {}
+    first_seen: dict[tuple[Any, ...], int] = {}
     kept: list[dict[str, Any]] = []
     for attempt, rows in files:
         for row in rows:
             iteration = _int(row.get(metrics.ITERATION))
             if iteration is None:
                 continue
-            identity = (iteration, row.get("timestamp"))
-            first_seen.setdefault(identity, attempt)
+            process = (row.get("hostname"), row.get("node_ip"), row.get("pid"))
+            producer = first_seen.setdefault(process, attempt) if row.get("pid") else attempt
             while kept and (_int(kept[-1].get(metrics.ITERATION)) or 0) >= iteration:
                 kept.pop()
-            kept.append({**row, "attempt": first_seen[identity]})
+            kept.append({**row, "attempt": producer})
     return kept
 
 

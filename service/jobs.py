@@ -165,21 +165,29 @@ class JobService:
         if job.status not in RESUMABLE:
             allowed = ", ".join(sorted(s.value for s in RESUMABLE))
             raise ConflictError(f"job {job.id} is {job.status}; only {allowed} jobs can resume")
+        # The next attempt is claimed with no Ray job yet, so that nothing follows the last
+        # attempt's Ray job (which ended) into the new attempt's record.
         claimed = self._set_status(
             job,
             JobStatus.PENDING,
             message="resuming from the last checkpoint",
             ended_at=None,
             stop_requested_at=None,
+            ray_job_id=None,
+            attempts=job.attempts + 1,
         )
         if not claimed:
             raise ConflictError(f"job {job.id} changed state meanwhile; try again")
         self.directory(job).keep_attempt_rows(job.attempts)
         try:
-            self._start_attempt(job, attempt=job.attempts + 1)
+            self._start_attempt(self._get(job.id), attempt=job.attempts + 1)
         except ClusterUnavailableError:
             self.store.update_job_status(
-                job_id=job.id, expected=[JobStatus.PENDING], status=job.status
+                job_id=job.id,
+                expected=[JobStatus.PENDING],
+                status=job.status,
+                ray_job_id=job.ray_job_id,
+                attempts=job.attempts,
             )
             raise
         return self._get(job.id)
@@ -203,12 +211,15 @@ class JobService:
         return job
 
     def _set_status(self, job: JobRecord, status: JobStatus, **values: Any) -> bool:
+        """Compare-and-swap from the status *and attempt* `job` was read with."""
         return self.store.update_job_status(
-            job_id=job.id, expected=[job.status], status=status, **values
+            job_id=job.id, expected=[job.status], status=status, attempt=job.attempts, **values
         )
 
     def reconcile(self, job: JobRecord) -> JobRecord:
         """Bring an active job's status in line with Ray's; returns the fresh record."""
+        if job.status in ON_RAY and not job.ray_job_id and job.attempts:
+            return self._adopt_or_fail(job)
         if job.status not in ON_RAY or not job.ray_job_id:
             return job
         try:
@@ -228,6 +239,27 @@ class JobService:
             self._set_status(job, state.status, message=message, **values)
             return self._get(job.id)
         return job
+
+    def _adopt_or_fail(self, job: JobRecord, after_s: float = 60.0) -> JobRecord:
+        """An attempt claimed but never recorded as submitted (the API stopped in between):
+        after a minute, take up its Ray job if Ray has it, else fail it with the reason."""
+        if (_now() - job.updated_at).total_seconds() < after_s:
+            return job
+        sid = submission_id(job.id, job.attempts)
+        try:
+            known = self.ray.info(sid) is not None
+        except ClusterUnavailableError:
+            return job
+        if known:
+            self.store.update_job(job_id=job.id, ray_job_id=sid)
+        else:
+            self._set_status(
+                job,
+                JobStatus.FAILED,
+                message=f"attempt {job.attempts} never reached Ray (the API stopped); resume it",
+                ended_at=_now(),
+            )
+        return self._get(job.id)
 
     def _reconcile_stopping(self, job: JobRecord, state: cluster.RayState) -> JobRecord:
         if state.status.is_terminal():

@@ -220,19 +220,24 @@ class Store:
         job_id: str,
         expected: Sequence[JobStatus | str],
         status: JobStatus | str,
+        attempt: int | None = None,
         **values: Any,
     ) -> bool:
-        """Compare-and-swap: set `status` (and `values`) only if the status is in `expected`.
+        """Compare-and-swap: set `status` (and `values`) only if the status is in `expected`
+        (and, given `attempt`, the job is still on that attempt: a resume may have started the
+        next one since the caller read the record).
 
         Returns:
             True when the row changed; False when another writer got there first.
         """
         values.update(status=JobStatus(status), updated_at=_now())
-        query = (
-            update(JobRecord)
-            .where(JobRecord.id == job_id, JobRecord.status.in_([JobStatus(s) for s in expected]))
-            .values(**values)
-        )
+        conditions = [
+            JobRecord.id == job_id,
+            JobRecord.status.in_([JobStatus(s) for s in expected]),
+        ]
+        if attempt is not None:
+            conditions.append(JobRecord.attempts == attempt)
+        query = update(JobRecord).where(*conditions).values(**values)
         with self._session() as session:
             return bool(session.execute(query).rowcount == 1)  # type: ignore[attr-defined]
 

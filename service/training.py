@@ -30,6 +30,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 import algorithms
 from algorithms.common import metrics
+from service import quiet
 from service.jobdir import JobDirectory
 from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
 from service.status import root_cause
@@ -194,7 +195,7 @@ def train(
     # metrics live and narrows what a crash rolls back: a resumed trial restarts from the last
     # checkpoint that snapshot knew of, and re-writes any newer checkpoint at the same iteration.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    _live[:] = callbacks or []
+    _live[:] = [*(callbacks or []), *([_ResumeFromNewest(directory)] if resume else [])]
     try:
         with _stop_gracefully_on_sigterm():
             grid = tuner.fit()
@@ -286,7 +287,7 @@ def _stop_gracefully_on_sigterm() -> Iterator[None]:
         yield
         return
     if not ray.is_initialized():
-        ray.init()
+        ray.init(runtime_env=quiet.WORKER_SETUP)
     previous = signal.signal(
         signal.SIGTERM, lambda _sig, _frame: signal.raise_signal(signal.SIGINT)
     )
@@ -332,6 +333,65 @@ class _ForwardToLive(tune.Callback):
     ) -> None:
         for callback in _live:
             callback.on_trial_result(iteration, trials, trial, result, **info)
+
+
+class _ResumeFromNewest(tune.Callback):
+    """Before a resumed experiment starts its trials, point each at its newest checkpoint.
+
+    `Tuner.restore` continues a trial from the last checkpoint Tune's experiment snapshot
+    recorded. A checkpoint written just before the driver ended (stopped mid-save, or killed
+    between snapshots) is on storage but not in that snapshot, and the trial would go back to
+    an older one. This registers the newest checkpoint whose algorithm state is readable with
+    the trial's checkpoint manager (with its iteration's result row, which Tune restores its
+    counters from), and moves the trial's checkpoint numbering past it. The manager first
+    forgets snapshot checkpoints the ended driver already deleted (`num_to_keep`): Tune would
+    fail deleting them again.
+    """
+
+    def __init__(self, directory: JobDirectory) -> None:
+        self.directory = directory
+        self.checked = False
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self.checked:
+            return
+        self.checked = True
+        for trial in trials:
+            if trial.status in ("PENDING", "PAUSED", "ERROR"):
+                self._point_at_newest(trial)
+
+    def _point_at_newest(self, trial: Any) -> None:
+        from ray.train._internal.session import _TrainingResult
+
+        trial_path = f"{self.directory.experiment_path}/{trial.storage.trial_dir_name}"
+        on_storage = self.directory.trial_checkpoints(trial_path)
+        manager = trial.run_metadata.checkpoint_manager
+        paths = {checkpoint.path for checkpoint in on_storage}
+        # Tune 2.60 keeps this list privately; nothing public removes an entry from it.
+        manager._checkpoint_results = [
+            kept for kept in manager._checkpoint_results if kept.checkpoint.path in paths
+        ]
+        newest = on_storage[-1] if on_storage else None
+        known = trial.latest_checkpoint_result
+        known_iteration = int((known.metrics or {}).get(metrics.ITERATION, 0)) if known else 0
+        if newest is None or newest.iteration is None or newest.iteration <= known_iteration:
+            return
+        row = self.directory.result_at(trial_path, newest.iteration)
+        result = _TrainingResult(
+            checkpoint=tune.Checkpoint(newest.path, self.directory.fs),
+            metrics=row or {metrics.ITERATION: newest.iteration},
+        )
+        manager.register_checkpoint(result)
+        index = int(newest.path.rsplit("_", 1)[-1])
+        trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, index)
+        trial.invalidate_json_state()
+        logger.info(
+            "trial %s resumes from %s (iteration %d), newer than the snapshot's (iteration %d)",
+            trial.trial_id,
+            newest.path.rsplit("/", 1)[-1],
+            newest.iteration,
+            known_iteration,
+        )
 
 
 class JobProgress(tune.Callback):

@@ -13,6 +13,7 @@ import os
 
 import typer
 
+from service import quiet
 from service.cli import local, remote
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ def main() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Tune's newer console output ignores verbose=0; rldojo draws its own progress instead.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    quiet.install()
     app()
 
 

@@ -103,6 +103,9 @@ def train(
 ) -> None:
     """Train ALGORITHM as a Ray Tune job on the current Ray (local unless RAY_ADDRESS is set)."""
     logging.getLogger("ray").setLevel(logging.WARNING)
+    # The trainer says what it decided (where a resume starts, a stop request seen).
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s -- %(message)s")
+    logging.getLogger("service").setLevel(logging.INFO)
     if job_dir is not None:
         _run_api_job(job_dir, attempt)
         return

@@ -1,0 +1,44 @@
+"""Ray's and RLlib's known noise, kept out of job logs and CLI output.
+
+Every run printed the same lines that say nothing about the job: that RLlib's new API stack is
+on (rldojo uses nothing else), deprecation notices about RLlib's own internals, and a hint to
+install gputil. `install()` drops exactly those records; `RLDOJO_DEBUG=1` keeps everything.
+It runs in the CLI, in the API, and in every Ray worker of a training job
+(`worker_process_setup_hook`), where most of these lines are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+# (logger, what its noise says): only these records are dropped, never a logger as a whole.
+NOISE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ray.rllib.algorithms.algorithm_config", re.compile(r"on the new API stack!")),
+    ("ray._common.deprecation", re.compile(r"^DeprecationWarning: `RLModule\(config=")),
+    ("ray.tune.utils.util", re.compile(r"^Install gputil")),
+)
+
+
+class _DropNoise(logging.Filter):
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
+
+
+def install() -> None:
+    """Drop the known noise in this process (once), unless RLDOJO_DEBUG is set."""
+    if os.environ.get("RLDOJO_DEBUG"):
+        return
+    for name, pattern in NOISE:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise(pattern))
+
+
+# What `ray.init(runtime_env=...)` passes to every worker of a training job.
+WORKER_SETUP = {"worker_process_setup_hook": "service.quiet.install"}
