@@ -302,7 +302,7 @@ class JobDirectory:
             latest[str(row.get("trial_id"))] = row
         best: dict[str, Any] | None = None
         for trial_id, row in latest.items():
-            value = _float(row.get(metrics.EPISODE_RETURN_MEAN))
+            value = finite_float(row.get(metrics.EPISODE_RETURN_MEAN))
             if value is not None and (best is None or value > best["return_mean"]):
                 best = {
                     "trial_id": trial_id,
@@ -341,7 +341,7 @@ class JobDirectory:
                     trial_id=trial_id,
                     iteration=iteration,
                     env_steps=_int(row.get(metrics.ENV_STEPS)),
-                    return_mean=_float(row.get(metrics.EPISODE_RETURN_MEAN)),
+                    return_mean=finite_float(row.get(metrics.EPISODE_RETURN_MEAN)),
                     path=info.path,
                 )
             )
@@ -539,7 +539,8 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _float(value: Any) -> float | None:
+def finite_float(value: Any) -> float | None:
+    """A finite float, or None for anything else (NaN, infinities, text, None)."""
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -31,7 +31,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 import algorithms
 from algorithms.common import metrics
 from service import quiet
-from service.jobdir import JobDirectory
+from service.jobdir import JobDirectory, finite_float
 from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
 from service.status import root_cause
 
@@ -304,17 +304,9 @@ def _summarise(result: Any) -> TrialSummary:
         path=result.path,
         status="ERROR" if result.error else "TERMINATED",
         iterations=int(row.get(metrics.ITERATION, 0)),
-        return_mean=_number(row.get(metrics.EPISODE_RETURN_MEAN)),
+        return_mean=finite_float(row.get(metrics.EPISODE_RETURN_MEAN)),
         error=root_cause(str(result.error)) if result.error else None,
     )
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # The callbacks of the `train` running in this process. Tune pickles the callbacks it is given

@@ -125,18 +125,22 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     return data
 
 
+STOP_KEYS = ("iterations", "env_steps", "return_mean", "seconds")  # --stop-iters ... --stop-seconds
+
+
 def spec_body(
-    *,
     algorithm: str | None,
     spec_file: Path | None,
     env: str | None,
     sets: list[str] | None,
     env_sets: list[str] | None,
-    stop: dict[str, Any],
+    stops: tuple[int | None, int | None, float | None, float | None],
     seed: int | None,
 ) -> dict[str, Any]:
     """The one builder of a job spec (as JSON) from command-line options; the options win over
-    the file's values. Validation is the spec's (locally) or the server's (remotely)."""
+    the file's values. `stops` are --stop-iters, --stop-timesteps, --stop-return and
+    --stop-seconds. Validation is the spec's (locally) or the server's (remotely)."""
+    stop = dict(zip(STOP_KEYS, stops, strict=True))
     if spec_file is not None:
         data = read_spec_file(spec_file)
     elif algorithm is not None:

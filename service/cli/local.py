@@ -124,21 +124,8 @@ def train(
     if stored is not None and not given:
         body = stored
     else:
-        stop = {
-            "iterations": stop_iters,
-            "env_steps": stop_timesteps,
-            "return_mean": stop_return,
-            "seconds": stop_seconds,
-        }
-        body = spec_body(
-            algorithm=algorithm,
-            spec_file=spec,
-            env=env,
-            sets=set_,
-            env_sets=env_set,
-            stop=stop,
-            seed=seed,
-        )
+        stops = (stop_iters, stop_timesteps, stop_return, stop_seconds)
+        body = spec_body(algorithm, spec, env, set_, env_set, stops, seed)
     job = parse_spec(body)
     with ProgressDisplay() as display:
         summary = training.train(

@@ -142,21 +142,8 @@ def submit(
     token: Token = None,
 ) -> None:
     """Submit a training job; prints its id (with --follow, live progress until it ends)."""
-    stop = {
-        "iterations": stop_iters,
-        "env_steps": stop_timesteps,
-        "return_mean": stop_return,
-        "seconds": stop_seconds,
-    }
-    body = spec_body(
-        algorithm=algorithm,
-        spec_file=spec,
-        env=env,
-        sets=set_,
-        env_sets=env_set,
-        stop=stop,
-        seed=seed,
-    )
+    stops = (stop_iters, stop_timesteps, stop_return, stop_seconds)
+    body = spec_body(algorithm, spec, env, set_, env_set, stops, seed)
     with _client(url, token) as client:
         job = client.submit(body)
         if as_json:
