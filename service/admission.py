@@ -1,17 +1,23 @@
-"""Admission: refuse at submit a job that could never get its resources on the cluster.
+"""Admission: refuse at submit a job that could never get its resources; size what it holds.
 
 A trial asks Ray for bundles (its own process, its EnvRunners, its learners; RLlib's
 `default_resource_request`). A job that asks more CPUs or GPUs per trial than the whole cluster
 has, or a bundle larger than any one node, would sit waiting forever; it is refused with the
 field that asked too much and what the cluster has. An autoscaling cluster is judged by the
 maxima in the settings (`max_cluster_cpus`, `max_cluster_gpus`) instead of what runs now.
+
+What a job holds while it runs, the queue's unit, is its trials that run at once
+(`resources.concurrent_trials`, by default as many as fit the cluster side by side); a job
+that holds more than its owner's quota could never start, and is refused too.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from service.settings import Quota
 from service.spec import JobSpec, SpecError
 
 
@@ -74,3 +80,58 @@ def check_fits(spec: JobSpec, bundles: list[dict[str, float]], capacity: Capacit
         )
     if errors:
         raise SpecError(errors)
+
+
+def with_concurrency(
+    spec: JobSpec, bundles: list[dict[str, float]], capacity: Capacity, quota: Quota
+) -> JobSpec:
+    """The spec with `resources.concurrent_trials` decided: as asked, else as many of its
+    trials as fit side by side in the cluster and in the owner's quota (at least one)."""
+    if spec.resources.concurrent_trials is not None:
+        return spec
+    cpus = sum(bundle.get("CPU", 0.0) for bundle in bundles)
+    gpus = sum(bundle.get("GPU", 0.0) for bundle in bundles)
+    limits = [spec.trials]
+    for have, need in (
+        (capacity.cpus, cpus),
+        (capacity.gpus, gpus),
+        (quota.cpus, cpus),
+        (quota.gpus, gpus),
+    ):
+        if have is not None and need > 0:
+            limits.append(math.floor(have / need + 1e-9))
+    concurrent = max(1, min(limits))
+    resources = spec.resources.model_copy(update={"concurrent_trials": concurrent})
+    return spec.model_copy(update={"resources": resources})
+
+
+def check_held_fits(spec: JobSpec, cpus: float, gpus: float, capacity: Capacity) -> None:
+    """Refuse a job whose trials that run at once hold more than the whole cluster."""
+    if cpus > capacity.cpus + 1e-9 or gpus > capacity.gpus + 1e-9:
+        concurrent = spec.resources.concurrent_trials
+        message = (
+            f"{concurrent} trials at once hold {cpus:g} CPUs and {gpus:g} GPUs; the cluster has "
+            f"{capacity.cpus:g} CPUs and {capacity.gpus:g} GPUs"
+        )
+        raise SpecError([{"loc": ["resources", "concurrent_trials"], "msg": message}])
+
+
+def held_while_running(spec: JobSpec, bundles: list[dict[str, float]]) -> tuple[float, float]:
+    """The CPUs and GPUs a job holds while it runs: its concurrent trials' bundles."""
+    concurrent = spec.resources.concurrent_trials or 1
+    cpus = sum(bundle.get("CPU", 0.0) for bundle in bundles)
+    gpus = sum(bundle.get("GPU", 0.0) for bundle in bundles)
+    return cpus * concurrent, gpus * concurrent
+
+
+def check_quota(spec: JobSpec, cpus: float, gpus: float, quota: Quota) -> None:
+    """Refuse a job that could never start under its owner's quota."""
+    errors = []
+    if quota.cpus is not None and cpus > quota.cpus:
+        errors.append(f"it holds {cpus:g} CPUs when running; your quota is {quota.cpus:g}")
+    if quota.gpus is not None and gpus > quota.gpus:
+        errors.append(f"it holds {gpus:g} GPUs when running; your quota is {quota.gpus:g}")
+    if quota.running_jobs == 0:
+        errors.append("your quota allows no running job")
+    if errors:
+        raise SpecError([{"loc": ["resources"], "msg": msg} for msg in errors])

@@ -28,10 +28,14 @@ from service.schemas import (
     AlgorithmOut,
     CheckpointOut,
     ClusterOut,
+    CompareOut,
+    DeliveryOut,
     EnvOut,
     EvaluationOut,
     HealthOut,
     JobOut,
+    LeaderboardEntry,
+    WebhookOut,
 )
 from service.status import TERMINAL
 
@@ -106,12 +110,34 @@ class Client:
         """Submit a job spec; returns the job record (its `id` names it from now on)."""
         return self._one(JobOut, "POST", "/v1/jobs", json=spec)
 
-    def jobs(self, status: str | None = None, summary: bool = False) -> list[JobOut]:
-        """The caller's jobs, newest first (with `summary`, each one's latest metrics too)."""
-        params: dict[str, str] = {"summary": "true"} if summary else {}
-        if status:
-            params["status"] = status
+    def jobs(
+        self,
+        status: str | None = None,
+        summary: bool = False,
+        *,
+        algorithm: str | None = None,
+        env: str | None = None,
+        tag: str | None = None,
+        owner: str | None = None,
+        shared: bool = False,
+    ) -> list[JobOut]:
+        """Your jobs, newest first (with `shared`, others' shared jobs too), filtered by status,
+        algorithm, env, tag or owner; with `summary`, each one's latest metrics too."""
+        wanted = {
+            "status": status,
+            "summary": "true" if summary else None,
+            "algorithm": algorithm,
+            "env": env,
+            "tag": tag,
+            "owner": owner,
+            "shared": "true" if shared else None,
+        }
+        params = {key: value for key, value in wanted.items() if value is not None}
         return self._many(JobOut, "GET", "/v1/jobs", params=params)
+
+    def update(self, job_id: str, **changes: Any) -> JobOut:
+        """Change a job's `priority`, `name`, `tags` or `shared` (PATCH)."""
+        return self._one(JobOut, "PATCH", f"/v1/jobs/{job_id}", json=changes)
 
     def job(self, job_id: str) -> JobOut:
         """One job with its latest metrics, best trial and checkpoint count."""
@@ -236,6 +262,34 @@ class Client:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(response.content)
         return out
+
+    # ---- webhooks, comparison, leaderboard --------------------------------------------------
+
+    def add_webhook(self, url: str, secret: str | None = None) -> WebhookOut:
+        """Register a URL for your jobs' and evaluations' status changes; the answer holds the
+        signing secret (shown this once)."""
+        body = {"url": url, **({"secret": secret} if secret else {})}
+        return self._one(WebhookOut, "POST", "/v1/webhooks", json=body)
+
+    def webhooks(self) -> list[WebhookOut]:
+        return self._many(WebhookOut, "GET", "/v1/webhooks")
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._request("DELETE", f"/v1/webhooks/{webhook_id}")
+
+    def deliveries(self, webhook_id: str) -> list[DeliveryOut]:
+        """Every event sent (or being retried) to a webhook, newest first."""
+        return self._many(DeliveryOut, "GET", f"/v1/webhooks/{webhook_id}/deliveries")
+
+    def compare(self, job_ids: list[str], metric: str | None = None) -> CompareOut:
+        """Several jobs' curves on one metric and the settings where they differ."""
+        params = {"ids": ",".join(job_ids), **({"metric": metric} if metric else {})}
+        return self._one(CompareOut, "GET", "/v1/compare", params=params)
+
+    def leaderboard(self, env: str | None = None, limit: int = 50) -> list[LeaderboardEntry]:
+        """The best evaluated checkpoints you may see, best first."""
+        params = {"limit": limit, **({"env": env} if env else {})}
+        return self._many(LeaderboardEntry, "GET", "/v1/leaderboard", params=params)
 
     # ---- catalog and health -----------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""Training jobs: submit, follow, stop, resume and delete them over the store, storage and Ray.
+"""Training jobs: submit, queue, follow, stop, resume and delete them over the store, storage and
+Ray.
 
-Each job attempt is one Ray job (submission id `rldojo-<job id>-<attempt>`) whose entrypoint is
-`rldojo train --job-dir <storage>/jobs/<id> --attempt <n>`: the spec travels by storage (the API
-writes `spec.json` and the resolved `config.json` into the job directory at submit, and the
+A submitted job waits QUEUED in the job store until the scheduler (service/scheduler.py) gives
+it room: it then starts as PENDING and follows Ray. A resume, and a job preempted by a high one,
+queue the same way. Each job attempt is one Ray job (`rldojo-<job id>-<attempt>`) running
+`rldojo train --job-dir <storage>/jobs/<id> --attempt <n>`: the spec travels by storage (the
+API writes `spec.json` and the resolved `config.json` into the job directory at submit, and the
 trainer reads them there), and the driver is its own process on the cluster, outliving the API.
 
 The store is the source of truth for who owns what; a job's status follows Ray's through
@@ -12,6 +15,7 @@ overwrite one another.
 
 Stopping is a state machine that cannot report a stop that has not happened:
 
+    QUEUED --stop--> STOPPED (cancelled: nothing ran)
     PENDING | RUNNING --stop--> STOPPING --(Ray: the driver ended)--> STOPPED
                                    |
                                    +-- after `stop_grace_seconds`, or a repeated stop:
@@ -28,17 +32,25 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 
-from service import cluster
-from service.admission import Capacity, check_fits
+from service import cluster, scheduler
+from service.admission import (
+    Capacity,
+    check_fits,
+    check_held_fits,
+    check_quota,
+    held_while_running,
+    with_concurrency,
+)
 from service.cluster import ClusterUnavailableError, RayJobs, node_command
 from service.jobdir import JobDirectory
 from service.settings import Settings
 from service.spec import JobSpec
-from service.status import ACTIVE, ON_RAY, RESUMABLE, JobStatus, root_cause
+from service.status import ACTIVE, ON_RAY, PRIORITIES, RESUMABLE, JobStatus, root_cause
 from service.storage import Storage
 from service.store import JobRecord, Store, new_id
 
@@ -73,34 +85,124 @@ class JobService:
     # ---- commands ---------------------------------------------------------------------------
 
     def submit(self, *, owner: str, spec: JobSpec) -> JobRecord:
-        """Admit the job, write its spec and resolved config to its directory, start attempt 1.
+        """Admit the job, write its spec and resolved config to its directory, and queue it.
 
         Raises:
-            SpecError: one trial of the job could never fit the cluster.
+            SpecError: one trial could never fit the cluster, or the job never its quota.
             ClusterUnavailableError: the cluster cannot be asked what it has.
         """
         from service.training import build_config, resolved_config, trial_resources
 
         config = build_config(spec)
-        check_fits(spec, trial_resources(config), self.capacity())
+        bundles = trial_resources(config)
+        capacity = self.capacity()
+        check_fits(spec, bundles, capacity)
+        quota = self.settings.quota_of(owner)
+        spec = with_concurrency(spec, bundles, capacity, quota)
+        cpus, gpus = held_while_running(spec, bundles)
+        check_held_fits(spec, cpus, gpus, capacity)
+        check_quota(spec, cpus, gpus, quota)
         job_id = new_id()
         directory = self.directory(job_id)
         spec_json = spec.model_dump(mode="json")
         resolved = resolved_config(config)
         directory.write_spec(spec_json)
         directory.write_config(resolved)
-        job = self.store.create_job(
+        self.store.create_job(
             job_id=job_id,
             owner=owner,
             spec=spec_json,
-            status=JobStatus.PENDING,
+            status=JobStatus.QUEUED,
+            message="queued",
             storage_uri=directory.uri,
             resolved_config=resolved,
+            priority=PRIORITIES.index(spec.priority),
+            name=spec.name,
+            tags=spec.tags,
+            shared=spec.shared,
+            cpus=cpus,
+            gpus=gpus,
         )
+        self.schedule()
+        return self._get(job_id)
+
+    # ---- the queue --------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """One scheduler pass: start what fits in order, preempt for a high job that does not."""
+        with self.store.scheduling():
+            queued = self.store.list_jobs(statuses=[JobStatus.QUEUED])
+            if not queued:
+                return
+            active = self.store.list_jobs(statuses=list(ON_RAY))
+            try:
+                capacity = self.capacity()
+            except ClusterUnavailableError as error:
+                logger.warning("scheduler: %s", error)
+                return
+            decided = scheduler.plan(queued, active, capacity, self.settings.quota_of)
+            for victim, head in decided.preempt:
+                self._preempt(victim, head)
+            for job in decided.start:
+                self._start_queued(job)
+
+    def queue_positions(self) -> dict[str, int]:
+        """Each queued job's place in the queue (1 starts next), as the scheduler orders it."""
+        queued = self.store.list_jobs(statuses=[JobStatus.QUEUED])
+        if not queued:
+            return {}
+        running = Counter(job.owner for job in self.store.list_jobs(statuses=list(ON_RAY)))
+        return {job.id: place for place, job in enumerate(scheduler.order(queued, running), 1)}
+
+    def _start_queued(self, job: JobRecord) -> None:
+        """Start a queued job's next attempt: the first, or a resume from its checkpoints."""
+        attempt = job.attempts + 1
+        if job.attempts:
+            self.directory(job).keep_attempt_rows(job.attempts)
+        claimed = self._set_status(
+            job,
+            JobStatus.PENDING,
+            message="starting" if attempt == 1 else "resuming from the last checkpoint",
+            ray_job_id=None,
+            attempts=attempt,
+            ended_at=None,
+            stop_requested_at=None,
+        )
+        if not claimed:
+            return
         try:
-            self._start_attempt(job, attempt=1)
+            self._start_attempt(self._get(job.id), attempt=attempt)
         except ClusterUnavailableError as error:
-            self._set_status(job, JobStatus.FAILED, message=str(error), ended_at=_now())
+            self.store.update_job_status(
+                job_id=job.id,
+                expected=[JobStatus.PENDING],
+                status=JobStatus.QUEUED,
+                attempts=job.attempts,
+                message=f"queued (the cluster could not take it: {error})",
+            )
+
+    def _preempt(self, victim: JobRecord, head: JobRecord) -> None:
+        """Stop a running job gracefully to make room for `head`; it queues again afterwards."""
+        self.directory(victim).request_stop(victim.attempts)
+        self._set_status(
+            victim,
+            JobStatus.STOPPING,
+            requeue=True,
+            stop_requested_at=_now(),
+            message=f"preempted by job {head.id} (high priority): stopping; it resumes from "
+            "its last checkpoint when there is room",
+        )
+        logger.info("job %s preempted for job %s", victim.id, head.id)
+
+    def update(self, *, job: JobRecord, changes: dict[str, Any]) -> JobRecord:
+        """Change a job's priority, name, tags or sharing (PATCH); the queue re-orders."""
+        spec = {**job.spec, **changes}
+        if "priority" in changes:
+            changes["priority"] = PRIORITIES.index(changes["priority"])
+        self.store.update_job(job_id=job.id, spec=spec, **changes)
+        self.directory(job).write_spec(spec)
+        if job.status is JobStatus.QUEUED:
+            self.schedule()
         return self._get(job.id)
 
     def capacity(self) -> Capacity:
@@ -135,6 +237,10 @@ class JobService:
         job = self.reconcile(job)
         if job.status.is_terminal():
             raise ConflictError(f"job {job.id} is already {job.status}")
+        if job.status is JobStatus.QUEUED:
+            if not self._set_status(job, JobStatus.STOPPED, message="cancelled while queued"):
+                return self.stop(job=self._get(job.id), wait_s=wait_s)
+            return self._get(job.id)
         if job.status is JobStatus.STOPPING:
             self._force_stop(job)
         else:
@@ -144,6 +250,7 @@ class JobService:
                 JobStatus.STOPPING,
                 message="stopping: waiting for the trainer to end",
                 stop_requested_at=_now(),
+                requeue=False,
             )
             if not claimed:
                 return self.stop(job=self._get(job.id), wait_s=wait_s)
@@ -160,36 +267,21 @@ class JobService:
             logger.info("job %s: Ray Jobs stop sent (driver running: %s)", job.id, sent)
 
     def resume(self, *, job: JobRecord) -> JobRecord:
-        """Continue a stopped, failed or lost job from its last checkpoints (`Tuner.restore`)."""
+        """Queue a stopped, failed or lost job to continue from its last checkpoints."""
         job = self.reconcile(job)
         if job.status not in RESUMABLE:
             allowed = ", ".join(sorted(s.value for s in RESUMABLE))
             raise ConflictError(f"job {job.id} is {job.status}; only {allowed} jobs can resume")
-        # The next attempt is claimed with no Ray job yet, so that nothing follows the last
-        # attempt's Ray job (which ended) into the new attempt's record.
         claimed = self._set_status(
             job,
-            JobStatus.PENDING,
-            message="resuming from the last checkpoint",
+            JobStatus.QUEUED,
+            message="queued to resume from the last checkpoint",
             ended_at=None,
             stop_requested_at=None,
-            ray_job_id=None,
-            attempts=job.attempts + 1,
         )
         if not claimed:
             raise ConflictError(f"job {job.id} changed state meanwhile; try again")
-        self.directory(job).keep_attempt_rows(job.attempts)
-        try:
-            self._start_attempt(self._get(job.id), attempt=job.attempts + 1)
-        except ClusterUnavailableError:
-            self.store.update_job_status(
-                job_id=job.id,
-                expected=[JobStatus.PENDING],
-                status=job.status,
-                ray_job_id=job.ray_job_id,
-                attempts=job.attempts,
-            )
-            raise
+        self.schedule()
         return self._get(job.id)
 
     def delete(self, *, job: JobRecord, purge: bool) -> None:
@@ -262,6 +354,15 @@ class JobService:
         return self._get(job.id)
 
     def _reconcile_stopping(self, job: JobRecord, state: cluster.RayState) -> JobRecord:
+        if state.status.is_terminal() and job.requeue:
+            self._archive_logs(job)
+            self._set_status(
+                job,
+                JobStatus.QUEUED,
+                requeue=False,
+                message=job.message.replace(": stopping;", ";", 1),
+            )
+            return self._get(job.id)
         if state.status.is_terminal():
             progress = self.directory(job).read_progress(job.attempts) or {}
             finished_first = (
@@ -321,6 +422,7 @@ class JobService:
         while not stop.wait(period_s):
             try:
                 self.reconcile_all()
+                self.schedule()
             except Exception:
                 logger.exception("supervisor pass failed")
 

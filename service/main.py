@@ -21,7 +21,17 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.routes import catalog, checkpoints, curves, evaluations, health, jobs, page
+from service.api.routes import (
+    catalog,
+    checkpoints,
+    compare,
+    curves,
+    evaluations,
+    health,
+    jobs,
+    page,
+    webhooks,
+)
 from service.cluster import ClusterUnavailableError, RayJobs
 from service.evaluations import EvaluationService
 from service.jobs import ConflictError, JobService
@@ -30,6 +40,7 @@ from service.spec import JobSpec
 from service.status import JobStatus
 from service.storage import Storage
 from service.store import Store
+from service.webhooks import Sender
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
         supervisor = threading.Thread(
             target=_recover_then_supervise, args=(job_service, stopping), daemon=True
         )
+        sender = Sender(store, max_attempts=settings.webhook_attempts)
+        deliveries = threading.Thread(target=sender.run, args=(stopping,), daemon=True)
         supervisor.start()
+        deliveries.start()
         yield
         stopping.set()
         supervisor.join(timeout=10)
+        deliveries.join(timeout=10)
         store.close()
 
     app = FastAPI(
@@ -68,7 +83,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.store = store
     app.state.jobs = job_service
     app.state.evaluations = EvaluationService(store=store, storage=storage, ray=ray)
-    for router in (jobs.router, checkpoints.router, evaluations.router, catalog.router):
+    for router in (
+        jobs.router,
+        checkpoints.router,
+        evaluations.router,
+        catalog.router,
+        webhooks.router,
+        compare.router,
+    ):
         app.include_router(router)
     app.include_router(curves.router)
     app.include_router(health.router)

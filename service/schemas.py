@@ -8,11 +8,14 @@ only pydantic, so the CLI loads it quickly.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.status import JobStatus
+from service.status import PRIORITIES, JobStatus
+
+Priority = Literal["low", "normal", "high"]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 
 Scalar = float | int | str | bool | None
 Id = Annotated[str, Field(min_length=1, max_length=64)]
@@ -71,11 +74,41 @@ class JobOut(APIModel):
         default=None,
         description="The algorithm's config as the job runs it, every default filled in",
     )
+    priority: Priority = "normal"
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    shared: bool = False
+    cpus: float = Field(default=0.0, description="CPUs the job holds while it runs")
+    gpus: float = Field(default=0.0, description="GPUs the job holds while it runs")
+    queue_position: int | None = Field(
+        default=None, description="While QUEUED: its place in the queue (1 starts next)"
+    )
     latest_metrics: dict[str, Scalar] | None = None
     best_trial: BestTrial | None = None
     checkpoints: int | None = None
 
     model_config = ConfigDict(from_attributes=True)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_name(cls, value: Any) -> Any:
+        return PRIORITIES[value] if isinstance(value, int) else value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags(cls, value: Any) -> Any:
+        return value or []
+
+
+class JobUpdate(BaseModel):
+    """What PATCH /v1/jobs/{id} changes; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority | None = None
+    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
+    shared: bool | None = None
 
 
 class CheckpointOut(APIModel):
@@ -157,3 +190,78 @@ class HealthOut(APIModel):
     status: str
     ray: bool
     database: bool
+
+
+class WebhookIn(BaseModel):
+    """A URL to POST your jobs' and evaluations' status changes to, signed with `secret`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://")]
+    secret: Annotated[str, Field(min_length=16, max_length=128)] | None = Field(
+        default=None, description="The HMAC-SHA256 key; one is made when left out"
+    )
+
+
+class WebhookOut(APIModel):
+    id: str
+    url: str
+    secret: str | None = Field(default=None, description="Shown once, when the webhook is created")
+    created_at: dt.datetime
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DeliveryOut(APIModel):
+    """One event for one webhook and how its delivery went."""
+
+    id: str
+    event: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    next_attempt_at: dt.datetime
+    payload: dict[str, Any]
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CompareCurve(BaseModel):
+    """One trial's points of a compared job (raw and smoothed)."""
+
+    job_id: str
+    trial_id: str
+    x: list[float]
+    y: list[float]
+    smoothed: list[float]
+
+
+class CompareOut(APIModel):
+    """Jobs side by side: their curves on one metric, and the settings where they differ."""
+
+    jobs: list[JobOut]
+    metric: str
+    x: str
+    curves: list[CompareCurve]
+    differences: dict[str, dict[str, Any]] = Field(
+        description="Each setting (spec or resolved config) that differs: job id -> value"
+    )
+
+
+class LeaderboardEntry(APIModel):
+    """The best evaluation of one checkpoint."""
+
+    env: str
+    algorithm: str
+    job_id: str
+    job_name: str | None
+    owner: str
+    checkpoint_id: str
+    return_mean: float
+    return_std: float | None
+    episodes: int
+    evaluation_id: str
+    evaluated_at: dt.datetime

@@ -9,11 +9,29 @@ Example:
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What one owner's running jobs may hold at once (None: no limit)."""
+
+    running_jobs: int | None = None
+    cpus: float | None = None
+    gpus: float | None = None
+
+    def allows(self, jobs: int, cpus: float, gpus: float) -> bool:
+        """True when running `jobs` jobs holding `cpus` and `gpus` stays within the quota."""
+        return (
+            (self.running_jobs is None or jobs <= self.running_jobs)
+            and (self.cpus is None or cpus <= self.cpus + 1e-9)
+            and (self.gpus is None or gpus <= self.gpus + 1e-9)
+        )
 
 
 class Settings(BaseSettings):
@@ -43,6 +61,11 @@ class Settings(BaseSettings):
             before Ray Jobs stops its driver (SIGTERM, then SIGKILL).
         max_cluster_cpus, max_cluster_gpus: the most an autoscaling cluster can grow to; a job
             whose trial needs more is refused at submit (None: what the cluster has now).
+        quota_running_jobs, quota_cpus, quota_gpus: what one owner's running jobs may hold at
+            once (None: no limit); `quotas` sets them per owner
+            (`{"alice": {"running_jobs": 4, "cpus": 8}}`), over these defaults.
+        webhook_attempts: deliveries of a webhook event tried before it is marked failed
+            (backoff doubling from 1 s to at most 5 minutes between tries).
     """
 
     model_config = SettingsConfigDict(env_prefix="RLDOJO_", extra="ignore")
@@ -62,6 +85,11 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = 20.0
     max_cluster_cpus: float | None = None
     max_cluster_gpus: float | None = None
+    quota_running_jobs: int | None = None
+    quota_cpus: float | None = None
+    quota_gpus: float | None = None
+    quotas: dict[str, dict[str, float]] = Field(default_factory=dict)
+    webhook_attempts: int = 12
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -88,6 +116,16 @@ class Settings(BaseSettings):
         raise ValueError(
             f"refusing to bind to {self.host} without API tokens: set RLDOJO_API_TOKENS "
             '(e.g. \'{"<token>": "<owner>"}\') or bind to 127.0.0.1'
+        )
+
+    def quota_of(self, owner: str) -> Quota:
+        """The owner's quota: the defaults, with their own entry in `quotas` over them."""
+        own = self.quotas.get(owner, {})
+        running = own.get("running_jobs", self.quota_running_jobs)
+        return Quota(
+            running_jobs=int(running) if running is not None else None,
+            cpus=own.get("cpus", self.quota_cpus),
+            gpus=own.get("gpus", self.quota_gpus),
         )
 
     def public(self) -> dict[str, Any]:

@@ -77,6 +77,11 @@ class ResourcesSpec(_Strict):
     learners: Annotated[int, Field(ge=0, le=64)] | None = None
     gpus_per_learner: Annotated[float, Field(ge=0, le=8)] | None = None
     placement: Literal["PACK", "SPREAD"] | None = None
+    concurrent_trials: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None,
+        description="Trials run at once (the job holds that many trials' resources while it "
+        "runs); None: as many as fit the cluster.",
+    )
 
 
 class CheckpointSpec(_Strict):
@@ -103,6 +108,8 @@ class LogUniformSearch(_Strict):
 
 
 SearchDomain = GridSearch | ChoiceSearch | UniformSearch | LogUniformSearch
+Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 
 
 class JobSpec(_Strict):
@@ -118,6 +125,24 @@ class JobSpec(_Strict):
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     search: dict[str, SearchDomain] = Field(default_factory=dict)
     num_samples: Annotated[int, Field(ge=1, le=100)] = 1
+    priority: Priority = Field(
+        default="normal", description="The queue's order: high jobs start first (and preempt)."
+    )
+    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
+    shared: bool = Field(
+        default=False,
+        description="Readable by every user: listed, compared, on the leaderboard, pullable.",
+    )
+
+    @property
+    def trials(self) -> int:
+        """How many trials the job runs: grid points times `num_samples`."""
+        count = self.num_samples
+        for domain in self.search.values():
+            if isinstance(domain, GridSearch):
+                count *= len(domain.grid)
+        return count
 
     @field_validator("algorithm")
     @classmethod
@@ -209,10 +234,9 @@ def _config_problems(
     return problems, typed
 
 
-def _search_problems(algorithm: str, search: dict[str, Any], num_samples: int) -> list[Problem]:
+def _search_problems(algorithm: str, search: dict[str, Any], trials: int) -> list[Problem]:
     known = algorithms.hyperparameters(algorithm)
     problems: list[Problem] = []
-    trials = num_samples
     for key, domain in search.items():
         if key not in known:
             problems.append((("search", key), f"unknown key; known: {', '.join(sorted(known))}"))
@@ -223,8 +247,6 @@ def _search_problems(algorithm: str, search: dict[str, Any], num_samples: int) -
             except SpecFieldError as error:
                 problems.append((error.location, error.message))
                 break
-        if isinstance(domain, GridSearch):
-            trials *= len(domain.grid)
     if trials > MAX_TRIALS:
         problems.append(
             (("search",), f"{trials} trials (grid points x num_samples); at most {MAX_TRIALS}")
@@ -334,7 +356,7 @@ def _cross_field_problems(
             )
             problems += config_problems
     if usable["search"] and spec is not None:
-        problems += _search_problems(algorithm, spec.search, spec.num_samples)
+        problems += _search_problems(algorithm, spec.search, spec.trials)
     return problems, typed
 
 

@@ -42,6 +42,8 @@ ACTIVE = frozenset(set(JobStatus) - TERMINAL)
 RESUMABLE = frozenset({JobStatus.STOPPED, JobStatus.FAILED, JobStatus.LOST})
 # States in which a Ray job of the job may exist (QUEUED has none yet).
 ON_RAY = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.STOPPING})
+# A job's place in the queue's order; the store keeps the index (0 low, 1 normal, 2 high).
+PRIORITIES = ("low", "normal", "high")
 
 
 def root_cause(text: str) -> str:

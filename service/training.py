@@ -176,7 +176,11 @@ def train(
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(spec),
-            tune_config=tune.TuneConfig(num_samples=spec.num_samples),
+            tune_config=tune.TuneConfig(
+                num_samples=spec.num_samples,
+                # What the queue counted this job as holding (service/admission.py).
+                max_concurrent_trials=spec.resources.concurrent_trials,
+            ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=storage,

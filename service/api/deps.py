@@ -72,6 +72,14 @@ def owned_job(job_id: JobId, owner: Owner, store: StoreDep, jobs: JobsDep) -> Jo
     return jobs.reconcile(job)
 
 
+def visible_job(job_id: JobId, owner: Owner, store: StoreDep, jobs: JobsDep) -> JobRecord:
+    """The caller's job or a job another owner shared (to read only); 404 otherwise."""
+    job = store.get_job(job_id=job_id)
+    if job is None or (job.owner != owner and not job.shared):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return jobs.reconcile(job)
+
+
 def owned_evaluation(
     evaluation_id: Annotated[str, Path(max_length=64)],
     owner: Owner,
@@ -86,4 +94,5 @@ def owned_evaluation(
 
 
 OwnedJob = Annotated[JobRecord, Depends(owned_job)]
+VisibleJob = Annotated[JobRecord, Depends(visible_job)]
 OwnedEvaluation = Annotated[EvaluationRecord, Depends(owned_evaluation)]

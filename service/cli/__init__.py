@@ -14,7 +14,7 @@ import os
 import typer
 
 from service import quiet
-from service.cli import local, remote
+from service.cli import local, remote, team
 
 app = typer.Typer(
     name="rldojo",
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 local.register(app)
 remote.register(app)
+team.register(app)
 
 
 def main() -> None:

@@ -57,7 +57,8 @@ STEPS_PER_SECOND = (
 )
 
 
-def _client(url: str | None, token: str | None) -> Client:
+def client_for(url: str | None, token: str | None) -> Client:
+    """The SDK client for the server `--url` / `RLDOJO_URL` names."""
     from service.client import Client
 
     return Client(url, token)
@@ -136,6 +137,14 @@ def submit(
     stop_seconds: StopSeconds = None,
     seed: Seed = None,
     spec: SpecFile = None,
+    priority: Annotated[
+        str | None, typer.Option(help="low, normal or high: the queue's order")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the job")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable)")] = None,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Let every user read, compare and pull it")
+    ] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress")] = False,
     as_json: AsJson = False,
     url: Url = None,
@@ -144,7 +153,9 @@ def submit(
     """Submit a training job; prints its id (with --follow, live progress until it ends)."""
     stops = (stop_iters, stop_timesteps, stop_return, stop_seconds)
     body = spec_body(algorithm, spec, env, set_, env_set, stops, seed)
-    with _client(url, token) as client:
+    metadata = {"priority": priority, "name": name, "tags": tag or None, "shared": shared or None}
+    body.update({key: value for key, value in metadata.items() if value is not None})
+    with client_for(url, token) as client:
         job = client.submit(body)
         if as_json:
             write_json(job.model_dump(mode="json"))
@@ -168,25 +179,39 @@ def _follow(client: Client, job_id: str) -> None:
 @guarded
 def jobs(
     status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
+    algorithm: Annotated[str | None, typer.Option(help="Only this algorithm's")] = None,
+    env: Annotated[str | None, typer.Option(help="Only jobs on this env")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only jobs with this tag")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this owner's shared jobs")] = None,
+    shared: Annotated[bool, typer.Option("--shared", help="Also others' shared jobs")] = False,
     as_json: AsJson = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """List your jobs, newest first (full ids, never cut)."""
-    with _client(url, token) as client:
-        found = client.jobs(status.upper() if status else None)
+    """List your jobs, newest first (full ids, never cut; queued ones with their place)."""
+    with client_for(url, token) as client:
+        found = client.jobs(
+            status.upper() if status else None,
+            algorithm=algorithm,
+            env=env,
+            tag=tag,
+            owner=owner,
+            shared=shared,
+        )
     if as_json:
         write_json([job.model_dump(mode="json") for job in found])
         return
     table = Table(box=None)
     table.add_column("id", no_wrap=True, min_width=12)
     table.add_column("status", no_wrap=True)
-    for name in ("algorithm", "env", "attempts", "created", "message"):
+    for name in ("name", "algorithm", "env", "attempts", "created", "message"):
         table.add_column(name, overflow="fold")
     for job in found:
+        place = f" #{job.queue_position}" if job.queue_position else ""
         table.add_row(
             job.id,
-            job.status.value,
+            job.status.value + place,
+            job.name or "",
             str(job.spec.get("algorithm", "")),
             str(job.spec.get("env", "")),
             str(job.attempts),
@@ -199,7 +224,7 @@ def jobs(
 @guarded
 def status(job_id: str, as_json: AsJson = False, url: Url = None, token: Token = None) -> None:
     """A job's status (with the reason it failed, in one line), latest metrics and best trial."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         job = client.job(job_id)
     if as_json:
         write_json(job.model_dump(mode="json"))
@@ -230,7 +255,7 @@ def logs(
     token: Token = None,
 ) -> None:
     """A job's driver logs (every attempt's)."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         if not follow:
             sys.stdout.write(client.logs(job_id))
             return
@@ -242,7 +267,7 @@ def logs(
 @guarded
 def stop(job_id: str, url: Url = None, token: Token = None) -> None:
     """Stop a job: STOPPED once its driver is gone; STOPPING means stop again to force it."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         job = client.stop(job_id)
     out.print(f"{job.id} {job.status.value}", markup=False, highlight=False)
 
@@ -255,7 +280,7 @@ def resume(
     token: Token = None,
 ) -> None:
     """Continue a stopped, failed or lost job from its last checkpoint."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         job = client.resume(job_id)
         out.print(f"{job.id} {job.status.value}", markup=False, highlight=False)
         if follow:
@@ -270,7 +295,7 @@ def delete(
     token: Token = None,
 ) -> None:
     """Delete a finished job's record (with --purge, its files too)."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         client.delete(job_id, purge=purge)
     out.print(f"deleted {job_id}" + (" and its files" if purge else ""), markup=False)
 
@@ -278,7 +303,7 @@ def delete(
 @guarded
 def checkpoints(job_id: str, as_json: AsJson = False, url: Url = None, token: Token = None) -> None:
     """A job's checkpoints: id, iteration, env steps and mean return when written."""
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         found = client.checkpoints(job_id)
     if as_json:
         write_json([c.model_dump(mode="json") for c in found])
@@ -295,15 +320,26 @@ def checkpoints(job_id: str, as_json: AsJson = False, url: Url = None, token: To
 
 @guarded
 def pull(
-    job_id: str,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to unpack it")],
+    job_id: Annotated[str | None, typer.Argument(help="A job id (or use --best-for)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to unpack it")] = Path("."),
     checkpoint: Annotated[str, typer.Option(help="A checkpoint id or best")] = "best",
+    best_for: Annotated[
+        str | None, typer.Option(help="An env id: the leaderboard's top checkpoint for it")
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
     """Download a checkpoint and unpack it; prints the folder `rldojo evaluate` takes."""
+    if (job_id is None) == (best_for is None):
+        raise UsageError("give a JOB_ID or --best-for ENV")
     writable_dir(out_dir, "--out")
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
+        if best_for is not None:
+            top = client.leaderboard(best_for, limit=1)
+            if not top:
+                raise UsageError(f"no evaluated checkpoint for {best_for} yet")
+            job_id, checkpoint = top[0].job_id, top[0].checkpoint_id
+        assert job_id is not None
         folder = client.download(job_id, checkpoint, out_dir)
     out.print(str(folder), markup=False, highlight=False)
 
@@ -322,7 +358,7 @@ def eval_(
     """Evaluate a job's checkpoint on the cluster and print its score."""
     if video is not None:
         writable_dir(video.parent, "--video")
-    with _client(url, token) as client:
+    with client_for(url, token) as client:
         started = client.evaluate(job_id, checkpoint, episodes, seed, video is not None)
         done = client.wait_evaluation(started.id)
         if done.status != "SUCCEEDED":
@@ -343,7 +379,9 @@ def eval_(
 
 @guarded
 def plot(
-    source: Annotated[str, typer.Argument(help="A job id, or a results directory on this machine")],
+    sources: Annotated[
+        list[str], typer.Argument(help="Job ids (overlaid), or one results directory here")
+    ],
     out_file: Annotated[Path, typer.Option("--out", help="The PNG to write")] = Path("curve.png"),
     metric: Annotated[str, typer.Option(help="Metric on the y axis")] = RETURN_MEAN,
     x: Annotated[str, typer.Option("--x", help="Metric on the x axis")] = ENV_STEPS,
@@ -354,23 +392,23 @@ def plot(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Draw a learning curve (every trial, raw and smoothed) as a PNG, like the API's curve.png.
+    """Draw learning curves (every trial, raw and smoothed) as a PNG, like the API's curve.png.
 
-    SOURCE is a job id (read through the API) or a directory `rldojo train --out` wrote.
+    SOURCES are job ids (read through the API; several are overlaid, each trial named by its
+    job) or one directory `rldojo train --out` wrote.
     """
     from dataclasses import asdict
 
     from service import plots
 
-    folder = Path(source)
-    if folder.is_dir():
+    folder = Path(sources[0])
+    if len(sources) == 1 and folder.is_dir():
         rows, title = _local_rows(folder), str(folder)
-    elif "/" in source or source.startswith("."):
-        raise UsageError(f"no such results directory: {source}")
+    elif any("/" in source or source.startswith(".") for source in sources):
+        missing = next(s for s in sources if "/" in s or s.startswith("."))
+        raise UsageError(f"no such results directory: {missing}")
     else:
-        with _client(url, token) as client:
-            title = plots.job_title(source, client.job(source).spec)
-            rows = client.metrics(source)
+        rows, title = _job_rows(sources, url, token)
     writable_dir(out_file.parent, "--out")
     try:
         drawn = plots.learning_curve(
@@ -383,6 +421,28 @@ def plot(
         return
     points = sum(len(c.y) for c in drawn)
     out.print(f"{out_file}: {len(drawn)} trial(s), {points} points", markup=False)
+
+
+def _job_rows(
+    job_ids: list[str], url: str | None, token: str | None
+) -> tuple[list[dict[str, Any]], str]:
+    """The jobs' rows (each trial named `<job>/<trial>` when there are several) and a title."""
+    from service import plots
+
+    rows: list[dict[str, Any]] = []
+    with client_for(url, token) as client:
+        for job_id in job_ids:
+            label = client.job(job_id).name or job_id
+            for row in client.metrics(job_id):
+                if len(job_ids) > 1:
+                    row["trial_id"] = f"{label}/{row.get('trial_id')}"
+                rows.append(row)
+        title = (
+            plots.job_title(job_ids[0], client.job(job_ids[0]).spec)
+            if len(job_ids) == 1
+            else f"{len(job_ids)} jobs: " + ", ".join(job_ids)
+        )
+    return rows, title
 
 
 def _local_rows(folder: Path) -> list[dict[str, Any]]:

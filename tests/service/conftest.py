@@ -25,6 +25,7 @@ from service.settings import Settings
 from tests.backends import PostgresServer, S3Server
 
 ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210"
+CAROL = "carol-token-5555555555"  # carol may run one job holding 1 CPU at a time (quota)
 RLDOJO = str(Path(sys.executable).with_name("rldojo"))
 
 
@@ -58,7 +59,8 @@ class Server:
         self.env = dict(os.environ)
         self.env.update(
             RLDOJO_DATA_DIR=str(data_dir),
-            RLDOJO_API_TOKENS=f'{{"{ALICE}": "alice", "{BOB}": "bob"}}',
+            RLDOJO_API_TOKENS=f'{{"{ALICE}": "alice", "{BOB}": "bob", "{CAROL}": "carol"}}',
+            RLDOJO_QUOTAS='{"carol": {"running_jobs": 1, "cpus": 1}}',
             RLDOJO_RAY_NUM_CPUS="2",
             RLDOJO_MAX_EVAL_EPISODES="50",
             RLDOJO_MAX_BODY_BYTES="65536",
@@ -127,6 +129,12 @@ def alice(server: Server) -> Iterator[Client]:
 @pytest.fixture()
 def bob(server: Server) -> Iterator[Client]:
     with server.client(BOB) as client:
+        yield client
+
+
+@pytest.fixture()
+def carol(server: Server) -> Iterator[Client]:
+    with server.client(CAROL) as client:
         yield client
 
 

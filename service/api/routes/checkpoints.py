@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import JobsDep, OwnedJob
+from service.api.deps import JobsDep, VisibleJob
 from service.api.routes.jobs import ERRORS
 from service.schemas import CheckpointOut
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/jobs/{job_id}/checkpoints", tags=["checkpoints"],
 
 
 @router.get("")
-def list_checkpoints(job: OwnedJob, jobs: JobsDep) -> list[CheckpointOut]:
+def list_checkpoints(job: VisibleJob, jobs: JobsDep) -> list[CheckpointOut]:
     """Each checkpoint's id, trial, iteration, env steps and mean return when it was written."""
     return [
         CheckpointOut(
@@ -36,7 +36,7 @@ def list_checkpoints(job: OwnedJob, jobs: JobsDep) -> list[CheckpointOut]:
     responses={200: {"content": {"application/gzip": {}}, "description": "A .tar.gz"}},
 )
 def checkpoint_archive(
-    job: OwnedJob,
+    job: VisibleJob,
     jobs: JobsDep,
     checkpoint_id: Annotated[str, Path(max_length=64, description="A checkpoint id or `best`")],
 ) -> StreamingResponse:

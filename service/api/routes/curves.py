@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from algorithms.common import metrics
 from service import plots
-from service.api.deps import JobsDep, OwnedJob
+from service.api.deps import JobsDep, VisibleJob
 from service.api.routes.jobs import ERRORS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
@@ -24,7 +24,7 @@ MetricName = Annotated[str, Query(max_length=200, description="A metric key of t
     responses={200: {"content": {"image/png": {}}, "description": "A PNG learning curve"}},
 )
 def job_curve(
-    job: OwnedJob,
+    job: VisibleJob,
     jobs: JobsDep,
     metric: MetricName = metrics.EPISODE_RETURN_MEAN,
     x: MetricName = metrics.ENV_STEPS,

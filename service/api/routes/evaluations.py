@@ -43,7 +43,7 @@ def create_evaluation(
     jobs: JobsDep,
     evaluations: EvaluationsDep,
 ) -> EvaluationOut:
-    """Evaluate a job's checkpoint (an id from its checkpoint list, or `best`)."""
+    """Evaluate a checkpoint of your job or a shared one (an id from its list, or `best`)."""
     if request.episodes > settings.max_eval_episodes:
         detail = [
             {
@@ -52,8 +52,8 @@ def create_evaluation(
             }
         ]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
-    job = store.get_job(job_id=request.job_id, owner=owner)
-    if job is None:
+    job = store.get_job(job_id=request.job_id)
+    if job is None or (job.owner != owner and not job.shared):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {request.job_id}")
     directory = jobs.directory(job)
     checkpoint = directory.find_checkpoint(request.checkpoint_id)

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep
+from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
 from service.jobs import JobService
-from service.schemas import ErrorOut, JobOut, Scalar
+from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar
 from service.spec import SpecError, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
@@ -34,9 +34,12 @@ Follow = Annotated[bool, Query(description="Stream as server-sent events until t
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
 
-def job_out(job: JobRecord, extra: dict[str, Any] | None = None) -> JobOut:
+def job_out(
+    job: JobRecord, extra: dict[str, Any] | None = None, place: int | None = None
+) -> JobOut:
+    """A record as the API shows it: with its summary (`extra`) and its place in the queue."""
     out = JobOut.model_validate(job)
-    return JobOut.model_validate({**out.model_dump(), **extra}) if extra else out
+    return JobOut.model_validate({**out.model_dump(), **(extra or {}), "queue_position": place})
 
 
 @router.post(
@@ -54,10 +57,14 @@ def submit_job(owner: Owner, jobs: JobsDep, body: Annotated[dict[str, Any], Body
     """
     try:
         spec = parse_spec(body)
-        return job_out(jobs.submit(owner=owner, spec=spec))
+        job = jobs.submit(owner=owner, spec=spec)
+        return job_out(job, None, jobs.queue_positions().get(job.id))
     except SpecError as error:
         detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+
+
+Filter = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("")
@@ -69,18 +76,46 @@ def list_jobs(
     summary: Annotated[
         bool, Query(description="Also each job's latest metrics, best trial and checkpoints")
     ] = False,
+    algorithm: Filter = None,
+    env: Filter = None,
+    tag: Filter = None,
+    owned_by: Annotated[
+        str | None,
+        Query(alias="owner", max_length=128, description="Only this owner's (shared) jobs"),
+    ] = None,
+    shared: Annotated[
+        bool, Query(description="Also the jobs other owners shared (to read and compare)")
+    ] = False,
 ) -> list[JobOut]:
-    """The caller's jobs, newest first, optionally of one status."""
-    found = [jobs.reconcile(job) for job in store.list_jobs(owner=owner)]
+    """Your jobs, newest first (with `shared=true` or `owner=`, also others' shared jobs),
+    filtered by status, algorithm, env, tag and owner; queued ones with their queue place."""
+    found = store.list_jobs(
+        owner=None if shared or owned_by else owner,
+        visible_to=owner if shared or owned_by else None,
+        algorithm=algorithm,
+        env=env,
+        tag=tag,
+    )
+    found = [jobs.reconcile(job) for job in found if owned_by is None or job.owner == owned_by]
     if status_ is not None:
         found = [job for job in found if job.status is status_]
-    return [job_out(job, jobs.summary(job) if summary else None) for job in found]
+    places = jobs.queue_positions()
+    return [
+        job_out(job, jobs.summary(job) if summary else None, places.get(job.id)) for job in found
+    ]
 
 
 @router.get("/{job_id}")
-def get_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
-    """Status, latest metrics, best trial and number of checkpoints."""
-    return job_out(job, jobs.summary(job))
+def get_job(job: VisibleJob, jobs: JobsDep) -> JobOut:
+    """Status (with its place while queued), latest metrics, best trial, checkpoints."""
+    return job_out(job, jobs.summary(job), jobs.queue_positions().get(job.id))
+
+
+@router.patch("/{job_id}", responses=CONFLICT)
+def update_job(job: OwnedJob, jobs: JobsDep, changes: JobUpdate) -> JobOut:
+    """Change priority (re-orders the queue), name, tags or whether the job is shared."""
+    updated = jobs.update(job=job, changes=changes.model_dump(exclude_none=True))
+    return job_out(updated, None, jobs.queue_positions().get(updated.id))
 
 
 @router.post("/{job_id}/stop", responses=CONFLICT)
@@ -95,8 +130,9 @@ def stop_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
 
 @router.post("/{job_id}/resume", responses=CONFLICT)
 def resume_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
-    """Continue a stopped, failed or lost job from its last checkpoint (`Tuner.restore`)."""
-    return job_out(jobs.resume(job=job))
+    """Queue a stopped, failed or lost job to continue from its last checkpoint."""
+    resumed = jobs.resume(job=job)
+    return job_out(resumed, None, jobs.queue_positions().get(resumed.id))
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT)
@@ -134,7 +170,7 @@ async def _follow(
     responses={200: {"content": {SSE: {}}}},
 )
 def job_metrics(
-    job: OwnedJob, jobs: JobsDep, settings: SettingsDep, follow: Follow = False
+    job: VisibleJob, jobs: JobsDep, settings: SettingsDep, follow: Follow = False
 ) -> list[dict[str, Scalar]]:
     """Per-iteration result rows of every trial (Tune's flattened keys, `trial_id` included).
 
@@ -164,7 +200,7 @@ def job_metrics(
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}, SSE: {}}}},
 )
-def job_logs(job: OwnedJob, jobs: JobsDep, settings: SettingsDep, follow: Follow = False) -> Any:
+def job_logs(job: VisibleJob, jobs: JobsDep, settings: SettingsDep, follow: Follow = False) -> Any:
     """The driver logs of every attempt as text; `follow=true` streams new lines as SSE."""
     if not follow:
         return PlainTextResponse(jobs.logs(job))
