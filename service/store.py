@@ -138,6 +138,11 @@ class Store:
         """Release the connection pool."""
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """One round trip to the database; raises when it cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
     # ---- jobs -----------------------------------------------------------------------------
 
     def create_job(
