@@ -119,6 +119,22 @@ async def _follow(
         await asyncio.sleep(poll)
 
 
+def unsent_rows(rows: list[dict[str, Any]], sent: dict[str, int]) -> list[dict[str, Any]]:
+    """The rows past each trial's count in `sent`, which this advances (and never lowers).
+
+    A read can come up short: Tune syncs a trial's row file to storage by copying it over the
+    old one, so a read during the copy sees only its first rows. Those were sent already.
+    """
+    by_trial: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_trial.setdefault(str(row.get("trial_id")), []).append(row)
+    fresh = []
+    for trial, trial_rows in by_trial.items():
+        fresh += trial_rows[sent.get(trial, 0) :]
+        sent[trial] = max(sent.get(trial, 0), len(trial_rows))
+    return fresh
+
+
 @router.get(
     "/{job_id}/metrics",
     responses={200: {"content": {SSE: {}}}},
@@ -136,15 +152,8 @@ def job_metrics(
     sent: dict[str, int] = {}
 
     def new_rows(current: JobRecord) -> list[str]:
-        chunks = []
-        by_trial: dict[str, list[dict[str, Any]]] = {}
-        for row in jobs.storage.metric_rows(current.id):
-            by_trial.setdefault(str(row.get("trial_id")), []).append(row)
-        for trial, rows in by_trial.items():
-            for row in rows[sent.get(trial, 0) :]:
-                chunks.append(_sse("metrics", row))
-            sent[trial] = len(rows)
-        return chunks
+        rows = unsent_rows(jobs.storage.metric_rows(current.id), sent)
+        return [_sse("metrics", row) for row in rows]
 
     stream = _follow(jobs, job, settings.poll_seconds, new_rows)
     return StreamingResponse(stream, media_type=SSE)  # type: ignore[return-value]
