@@ -1,0 +1,78 @@
+"""What the multi-node tests (tests/cluster, tests/compose) check of a job across failures.
+
+A snapshot of a running job's rows and checkpoints is taken before a failure is caused, and
+after it every row and checkpoint of that snapshot must still be served, in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from algorithms.common import metrics
+from service.client import Client
+
+ENV_RUNNER = "SingleAgentEnvRunner"
+TRAINABLE = "QLearning"  # the Tune trial's actor: RLlib's Algorithm, the job's main process
+
+
+def grid_spec(iterations: int, every: int, env_runners: int = 3, seed: int = 7) -> dict[str, Any]:
+    """Q-learning on the grid world, its EnvRunners spread over the nodes, every checkpoint kept."""
+    return {
+        "algorithm": "q_learning",
+        "env": "rldojo/GridWorld-v0",
+        "seed": seed,
+        "stop": {"iterations": iterations},
+        "config": {"episodes_per_iteration": 12},
+        "resources": {"env_runners": env_runners, "placement": "SPREAD"},
+        "checkpoint": {"every": every, "keep": 100},  # keep all: none may disappear
+    }
+
+
+def checkpoint_keys(client: Client, job_id: str) -> set[tuple[str, int | None]]:
+    return {(c["id"], c["iteration"]) for c in client.checkpoints(job_id)}
+
+
+def snapshot(
+    client: Client, job_id: str, margin_s: float = 0.0
+) -> tuple[list[dict[str, Any]], set[Any]] | None:
+    """Rows and checkpoints once the job is running and has trained `margin_s` past a checkpoint.
+
+    Tune snapshots its experiment state about every second (training.py); a resumed trial
+    restarts from the last checkpoint that snapshot knew of, so a margin lets it know one.
+    """
+    checkpoints = checkpoint_keys(client, job_id)
+    rows = client.metrics(job_id)
+    if not checkpoints or not rows or client.job(job_id)["status"] != "RUNNING":
+        return None
+    first = min(iteration for _, iteration in checkpoints if iteration is not None)
+    at_checkpoint = [r[metrics.TIME_TOTAL_S] for r in rows if r[metrics.ITERATION] == first]
+    if not at_checkpoint or rows[-1][metrics.TIME_TOTAL_S] < at_checkpoint[0] + margin_s:
+        return None
+    return rows, checkpoints
+
+
+def assert_nothing_lost(
+    client: Client, job_id: str, rows: list[dict[str, Any]], checkpoints: set[Any]
+) -> list[int]:
+    """Every row and checkpoint seen before the failure is still served; returns iterations."""
+    after = client.metrics(job_id)
+    seen = [(row[metrics.ITERATION], row.get("timestamp")) for row in rows]
+    now = [(row[metrics.ITERATION], row.get("timestamp")) for row in after]
+    assert now[: len(seen)] == seen, (seen, now)
+    assert after[: len(rows)] == rows
+    assert checkpoints <= checkpoint_keys(client, job_id)
+    return [row[metrics.ITERATION] for row in after]
+
+
+def resumed_once_from_a_checkpoint(client: Client, job_id: str, last: int) -> None:
+    """The job's rows show exactly one restore, from a kept checkpoint, and run on to `last`."""
+    rows = client.metrics(job_id)
+    iterations = [row[metrics.ITERATION] for row in rows]
+    restores = [i for i, row in enumerate(rows) if row["iterations_since_restore"] == 1]
+    trace = [(r[metrics.ITERATION], r["iterations_since_restore"], r["pid"]) for r in rows]
+    assert len(restores) == 2, trace
+    restored = restores[1]
+    resumed_from = iterations[restored] - 1
+    assert resumed_from in {iteration for _, iteration in checkpoint_keys(client, job_id)}
+    assert iterations[:restored] == list(range(1, restored + 1))
+    assert iterations[restored:] == list(range(resumed_from + 1, last + 1))
