@@ -38,12 +38,15 @@ def snapshot(
     """Rows and checkpoints once the job is running and has trained `margin_s` past a checkpoint.
 
     Tune snapshots its experiment state about every second (training.py); a resumed trial
-    restarts from the last checkpoint that snapshot knew of, so a margin lets it know one.
+    restarts from the last checkpoint that snapshot knew of, so a margin lets it know one. A
+    checkpoint listed while Tune writes it has no iteration yet; the snapshot waits for it.
     """
     checkpoints = checkpoint_keys(client, job_id)
     rows = client.metrics(job_id)
     if not checkpoints or not rows or client.job(job_id)["status"] != "RUNNING":
         return None
+    if any(iteration is None for _, iteration in checkpoints):
+        return None  # one is being written: its iteration is not readable yet
     first = min(iteration for _, iteration in checkpoints if iteration is not None)
     at_checkpoint = [r[metrics.TIME_TOTAL_S] for r in rows if r[metrics.ITERATION] == first]
     if not at_checkpoint or rows[-1][metrics.TIME_TOTAL_S] < at_checkpoint[0] + margin_s:
@@ -60,7 +63,8 @@ def assert_nothing_lost(
     now = [(row[metrics.ITERATION], row.get("timestamp")) for row in after]
     assert now[: len(seen)] == seen, (seen, now)
     assert after[: len(rows)] == rows
-    assert checkpoints <= checkpoint_keys(client, job_id)
+    kept = checkpoint_keys(client, job_id)
+    assert checkpoints <= kept, (sorted(checkpoints - kept), sorted(kept))
     return [row[metrics.ITERATION] for row in after]
 
 
