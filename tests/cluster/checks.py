@@ -6,6 +6,7 @@ after it every row and checkpoint of that snapshot must still be served, in the 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from algorithms.common import metrics
@@ -80,3 +81,25 @@ def resumed_once_from_a_checkpoint(client: Client, job_id: str, last: int) -> No
     assert resumed_from in {iteration for _, iteration in checkpoint_keys(client, job_id)}
     assert iterations[:restored] == list(range(1, restored + 1))
     assert iterations[restored:] == list(range(resumed_from + 1, last + 1))
+
+
+def resume_lost_job_to_the_end(
+    client: Client,
+    job_id: str,
+    rows: list[dict[str, Any]],
+    checkpoints: set[Any],
+    last: int,
+    timeout: float = 600.0,
+) -> None:
+    """A job whose cluster went away is LOST; resume finishes it from a checkpoint it kept."""
+    deadline = time.monotonic() + 60
+    while client.job(job_id)["status"] != "LOST":
+        assert time.monotonic() < deadline, client.job(job_id)
+        time.sleep(0.5)
+    resumed = client.resume(job_id)
+    assert resumed["attempts"] == 2 and resumed["status"] in ("PENDING", "RUNNING")
+    final = client.wait(job_id, timeout=timeout)
+    assert final["status"] == "SUCCEEDED", client.logs(job_id)[-3000:]
+    iterations = assert_nothing_lost(client, job_id, rows, checkpoints)
+    assert iterations[-1] == last
+    resumed_once_from_a_checkpoint(client, job_id, last=last)

@@ -39,7 +39,10 @@ def ray_state(
     dashboard: str, headers: dict[str, str], kind: str, **filters: str
 ) -> list[dict[str, Any]]:
     """Ray's state API, `/api/v0/<kind>` (nodes, actors, ...) with `key=value` filters, detailed."""
-    params: list[tuple[str, str | int]] = [("limit", 10000), ("detail", "true")]
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("limit", 10000),
+        ("detail", "true"),
+    ]
     for key, value in filters.items():
         params += [("filter_keys", key), ("filter_predicates", "="), ("filter_values", value)]
     response = httpx.get(f"{dashboard}/api/v0/{kind}", params=params, headers=headers, timeout=30)

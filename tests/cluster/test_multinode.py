@@ -21,7 +21,7 @@ from tests.cluster.checks import (
     TRAINABLE,
     assert_nothing_lost,
     grid_spec,
-    resumed_once_from_a_checkpoint,
+    resume_lost_job_to_the_end,
     snapshot,
 )
 from tests.cluster.nodes import HEAD_RESOURCE, WORKER_RESOURCE, LocalCluster
@@ -127,14 +127,4 @@ def test_restarting_the_whole_cluster_mid_job(api: Server, cluster: LocalCluster
         cluster.kill_all()
         cluster.start_head()  # same ports and token: the API's RLDOJO_RAY_ADDRESS still holds
 
-        lost = wait_for_condition(lambda: alice.job(job["id"])["status"] == "LOST", timeout=60)
-        assert lost
-        resumed = alice.resume(job["id"])
-        assert resumed["attempts"] == 2 and resumed["status"] in ("PENDING", "RUNNING")
-        final = alice.wait(job["id"], timeout=240)
-        assert final["status"] == "SUCCEEDED", alice.logs(job["id"])[-3000:]
-
-        iterations = assert_nothing_lost(alice, job["id"], rows, checkpoints)
-        assert iterations[-1] == 150
-        # Exactly one restore, and the resumed trial went on from a kept checkpoint.
-        resumed_once_from_a_checkpoint(alice, job["id"], last=150)
+        resume_lost_job_to_the_end(alice, job["id"], rows, checkpoints, last=150, timeout=240)

@@ -33,7 +33,7 @@ from tests.cluster.checks import (
     assert_nothing_lost,
     checkpoint_keys,
     grid_spec,
-    resumed_once_from_a_checkpoint,
+    resume_lost_job_to_the_end,
     snapshot,
 )
 from tests.compose.conftest import TIMINGS, WORKERS
@@ -272,12 +272,4 @@ def test_down_and_up_keeps_every_record_and_resume_finishes_the_lost_job(
         ).read_bytes()
 
         # The new head never heard of the interrupted job's Ray job: LOST, then resumed.
-        lost = alice.job(job["id"])
-        assert lost["status"] == "LOST", lost
-        resumed = alice.resume(job["id"])
-        assert resumed["attempts"] == 2 and resumed["status"] in ("PENDING", "RUNNING")
-        final = alice.wait(job["id"], timeout=600)
-        assert final["status"] == "SUCCEEDED", alice.logs(job["id"])[-3000:]
-        iterations = assert_nothing_lost(alice, job["id"], rows, checkpoints)
-        assert iterations[-1] == 400
-        resumed_once_from_a_checkpoint(alice, job["id"], last=400)
+        resume_lost_job_to_the_end(alice, job["id"], rows, checkpoints, last=400)
