@@ -85,7 +85,7 @@ base-images:
 # docker-compose.yml for real on a Docker engine (started here if none answers, and stopped
 # again): the local base images, the image from the wheelhouse, then ray-head + 2 ray-workers +
 # api + postgres through the published API port: placement, a worker killed, the API restarted,
-# a third worker, down and up again, tokens (tests/compose). About 10 minutes; CI runs it.
+# a third worker, down and up again, tokens (tests/compose). 8 to 18 minutes here; CI runs it.
 test-compose: $(STAMP) compose-deps wheelhouse
 	$(PY) -m pytest -q -m compose --durations=0 tests/compose
 
