@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run stop test test-image test-cluster test-lifecycle lint format setup system-deps clean
+.PHONY: run stop test test-image test-cluster test-lifecycle test-compose lint format setup \
+	system-deps compose-deps wheelhouse base-images clean
 
 setup: $(STAMP)
 
@@ -21,15 +22,26 @@ $(STAMP): pyproject.toml
 # Debian packages the tests drive for real: Chromium (the page's browser tests), PostgreSQL (the
 # job store), docker-compose (validates the compose file; no Docker engine is needed for that).
 APT_PACKAGES := chromium postgresql docker-compose
+# `make test-compose` also runs the stack: Debian's Docker engine and CLI (BuildKit built in),
+# and debootstrap for the local base images.
+COMPOSE_APT_PACKAGES := $(APT_PACKAGES) docker.io debootstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-system-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# apt-get install whichever of the packages $(1) are missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+compose-deps:
+	$(call apt_install,$(COMPOSE_APT_PACKAGES))
 
 run: $(STAMP)
 	$(VENV)/bin/rldojo serve --host $(HOST) --port $(PORT)
@@ -65,9 +77,33 @@ test-cluster: $(STAMP) system-deps
 test-lifecycle: $(STAMP)
 	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py
 
+# The image's wheels, for a build that reaches no package index (CI here, an air-gapped site):
+# downloaded by this host's pip; the Dockerfile installs from them with WHEELHOUSE=$(WHEELHOUSE).
+WHEELHOUSE := deploy/wheelhouse
+wheelhouse: $(WHEELHOUSE)/requirements.txt
+
+$(WHEELHOUSE)/requirements.txt: pyproject.toml $(STAMP)
+	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > $@.tmp
+	$(PY) -m pip download --quiet --dest $(WHEELHOUSE) --requirement $@.tmp pip 'setuptools>=68' wheel
+	mv $@.tmp $@
+
+# Base images from Debian's own packages (no image registry needed): Debian by debootstrap,
+# Python 3.11 (the Dockerfile's BASE_IMAGE) and PostgreSQL 15 (docker-compose's POSTGRES_IMAGE).
+# Needs root and a running Docker engine.
+base-images:
+	deploy/local-base/build.sh
+
+# docker-compose.yml for real on a Docker engine (started here if none answers, and stopped
+# again): the local base images, the image from the wheelhouse, then ray-head + 2 ray-workers +
+# api + postgres through the published API port: placement, a worker killed, the API restarted,
+# a third worker, down and up again, tokens (tests/compose). 8 to 18 minutes here; CI runs it.
+test-compose: $(STAMP) compose-deps wheelhouse
+	$(PY) -m pytest -q -m compose --durations=0 tests/compose
+
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	find $(WHEELHOUSE) -mindepth 1 ! -name README.md -delete

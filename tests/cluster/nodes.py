@@ -35,6 +35,22 @@ HEAD_CPUS = 4  # room for the whole job when a worker node is lost
 WORKER_CPUS = 2
 
 
+def ray_state(
+    dashboard: str, headers: dict[str, str], kind: str, **filters: str
+) -> list[dict[str, Any]]:
+    """Ray's state API, `/api/v0/<kind>` (nodes, actors, ...) with `key=value` filters, detailed."""
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("limit", 10000),
+        ("detail", "true"),
+    ]
+    for key, value in filters.items():
+        params += [("filter_keys", key), ("filter_predicates", "="), ("filter_values", value)]
+    response = httpx.get(f"{dashboard}/api/v0/{kind}", params=params, headers=headers, timeout=30)
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]["result"]
+    return result
+
+
 @dataclass
 class Node:
     """One `ray start --block` process and what it was started with."""
@@ -206,15 +222,7 @@ class LocalCluster:
 
     def state(self, kind: str, **filters: str) -> list[dict[str, Any]]:
         """`/api/v0/<kind>` (nodes, actors, ...) with `key=value` filters, detailed."""
-        params: list[tuple[str, str | int]] = [("limit", 10000), ("detail", "true")]
-        for key, value in filters.items():
-            params += [("filter_keys", key), ("filter_predicates", "="), ("filter_values", value)]
-        response = httpx.get(
-            f"{self.dashboard}/api/v0/{kind}", params=params, headers=self.headers, timeout=30
-        )
-        response.raise_for_status()
-        result: list[dict[str, Any]] = response.json()["data"]["result"]["result"]
-        return result
+        return ray_state(self.dashboard, self.headers, kind, **filters)
 
     def alive_nodes(self, resource: str | None = None) -> list[dict[str, Any]]:
         try:

@@ -7,6 +7,7 @@ WORKDIR, COPY and RUN (shell form, with BuildKit `--mount=...` flags, which only
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -104,3 +105,21 @@ def shell_command(instruction: Instruction) -> str:
     if command.startswith("["):
         raise ValueError(f"line {instruction.line}: exec-form RUN is not supported here")
     return command
+
+
+def ignore_patterns(context: Path) -> list[str]:
+    """The build context's .dockerignore patterns, comments and blank lines dropped."""
+    lines = (context / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def ignored(relative: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps `relative` (a context-relative path) out of the context."""
+    for pattern in patterns:
+        if pattern.startswith("**/"):
+            tail = pattern[3:]
+            if any(fnmatch.fnmatch(part, tail) for part in relative.split("/")):
+                return True
+        elif fnmatch.fnmatch(relative, pattern) or relative.startswith(pattern.rstrip("/") + "/"):
+            return True
+    return False

@@ -194,6 +194,13 @@ def test_a_missing_secret_is_refused_by_name(tmp_path: Path) -> None:
     assert "POSTGRES_PASSWORD" in done.stderr
 
 
+def test_the_database_image_is_configurable(config: dict[str, Any], tmp_path: Path) -> None:
+    assert config["services"]["postgres"]["image"] == "postgres:17-bookworm"  # the default
+    local = "rldojo-local/postgres:15-bookworm"  # `make base-images`, from Debian's packages
+    env_file = _env_file(tmp_path / "local.env", SECRETS | {"POSTGRES_IMAGE": local})
+    assert _loaded(compose_config(env_file))["services"]["postgres"]["image"] == local
+
+
 def test_env_example_provides_every_required_variable() -> None:
     config = _loaded(compose_config(ROOT / ".env.example"))
     assert config["services"]["api"]["environment"]["RLDOJO_API_TOKENS"].startswith("{")

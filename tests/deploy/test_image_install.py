@@ -15,7 +15,6 @@ the index. It takes minutes (191 s measured on the shared 2-core machine; torch 
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import shutil
 import subprocess
@@ -32,22 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.image
 
 
-def _ignore_patterns() -> list[str]:
-    lines = (ROOT / ".dockerignore").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-
-
-def _ignored(relative: str, patterns: list[str]) -> bool:
-    for pattern in patterns:
-        if pattern.startswith("**/"):
-            tail = pattern[3:]
-            if any(fnmatch.fnmatch(part, tail) for part in relative.split("/")):
-                return True
-        elif fnmatch.fnmatch(relative, pattern) or relative.startswith(pattern.rstrip("/") + "/"):
-            return True
-    return False
-
-
 def _copy(arguments: str, workdir: Path, patterns: list[str]) -> None:
     """COPY src... dest, relative to the build context (the repository) and the workdir."""
     *sources, destination = [a for a in arguments.split() if not a.startswith("--")]
@@ -58,7 +41,7 @@ def _copy(arguments: str, workdir: Path, patterns: list[str]) -> None:
 
             def ignore(directory: str, names: list[str]) -> set[str]:
                 base = Path(directory).relative_to(ROOT)
-                return {n for n in names if _ignored((base / n).as_posix(), patterns)}
+                return {n for n in names if dockerfile.ignored((base / n).as_posix(), patterns)}
 
             shutil.copytree(path, target, ignore=ignore, dirs_exist_ok=True)
         else:
@@ -95,7 +78,7 @@ def build(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},  # this machine's pip
         **fixed,
     }
-    patterns = _ignore_patterns()
+    patterns = dockerfile.ignore_patterns(ROOT)
     workdir = tmp_path
     timings: list[str] = []
     for stage in chain:

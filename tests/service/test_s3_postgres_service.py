@@ -67,6 +67,7 @@ def test_job_on_s3_and_postgresql_end_to_end(
         "checkpoint": {"every": 5, "keep": 3},
     }
     with server.client(ALICE) as alice:
+        assert alice.health().model_dump() == {"status": "ok", "ray": True, "database": True}
         job = alice.submit(spec)
         assert job["storage_uri"] == f"s3://{BUCKET}/{PREFIX}/jobs/{job['id']}"
         final = alice.wait(job["id"], timeout=180)

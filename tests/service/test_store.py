@@ -200,6 +200,13 @@ def test_timestamps_come_back_in_utc(store: Store) -> None:
     assert evaluation is not None and evaluation.created_at.utcoffset() == dt.timedelta(0)
 
 
+def test_ping_reaches_the_database(store: Store) -> None:
+    """/healthz's database check: a round trip that reads no table and names no owner."""
+    store.ping()
+    store.close()
+    store.ping()  # the pool reconnects, as after a database restart
+
+
 def test_non_finite_numbers_are_stored_as_null(store: Store) -> None:
     """PostgreSQL's json type refuses NaN/Infinity; both backends store them as null."""
     spec = {"stop": {"return_mean": float("inf")}, "config": {"x": float("nan"), "y": 1.5}}

@@ -165,6 +165,22 @@ async def _follow(
         await asyncio.sleep(poll)
 
 
+def unsent_rows(rows: list[dict[str, Any]], sent: dict[str, int]) -> list[dict[str, Any]]:
+    """The rows past each trial's last iteration in `sent`, which this advances (never lowers).
+
+    A read can come up short: Tune syncs a trial's row file to storage by copying it over the
+    old one, so a read during the copy sees only its first rows. Those were sent already. And
+    a resumed attempt's rows replace those it went over again: only new iterations are sent.
+    """
+    fresh = []
+    for row in rows:
+        trial, iteration = str(row.get("trial_id")), int(row.get("training_iteration") or 0)
+        if iteration > sent.get(trial, 0):
+            fresh.append(row)
+            sent[trial] = iteration
+    return fresh
+
+
 @router.get(
     "/{job_id}/metrics",
     responses={200: {"content": {SSE: {}}}},
@@ -183,13 +199,7 @@ def job_metrics(
     sent: dict[str, int] = {}  # trial -> the last iteration streamed
 
     def new_rows(_current: JobRecord) -> list[str]:
-        chunks = []
-        for row in directory.rows():
-            trial, iteration = str(row.get("trial_id")), int(row.get("training_iteration", 0))
-            if iteration > sent.get(trial, 0):
-                chunks.append(_sse("metrics", row))
-                sent[trial] = iteration
-        return chunks
+        return [_sse("metrics", row) for row in unsent_rows(directory.rows(), sent)]
 
     stream = _follow(jobs, job, settings.poll_seconds, new_rows)
     return StreamingResponse(stream, media_type=SSE)  # type: ignore[return-value]
