@@ -50,14 +50,16 @@ def via_ray_jobs(server: BenchServer, index: int) -> dict[str, float]:
     from ray.job_submission import JobSubmissionClient
 
     from service import cluster
-    from service.jobs import executable
     from service.settings import Settings
 
     connection = cluster.connect(Settings(data_dir=server.data_dir))
     client = JobSubmissionClient(connection.address, headers=connection.headers)
     out = server.data_dir / "ray-direct" / str(index)
-    command = [executable("rldojo"), "train", "--spec", "/dev/stdin", "--out", str(out)]
-    entrypoint = f"printf '%s' {shlex.quote(json.dumps(SPEC))} | {shlex.join(command)}"
+    spec = out / "spec.json"
+    out.mkdir(parents=True)
+    spec.write_text(json.dumps(SPEC))
+    command = [cluster.executable("rldojo"), "train", "--spec", str(spec), "--out", str(out)]
+    entrypoint = f"exec {shlex.join(command)}"
     start = time.perf_counter()
     submission = client.submit_job(entrypoint=entrypoint)
     submitted = time.perf_counter() - start

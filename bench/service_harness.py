@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -21,9 +22,12 @@ RLDOJO = str(Path(sys.executable).with_name("rldojo"))
 
 
 class BenchServer:
-    """A throw-away service with one token (`TOKEN`, owner `bench`) in a temp data dir."""
+    """A throw-away service in a temp data dir: one token (`TOKEN`, owner `bench`) unless
+    `tokens` ({token: owner}) says otherwise."""
 
-    def __init__(self, data_dir: Path | None = None, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path | None = None, tokens: dict[str, str] | None = None, **env: str
+    ) -> None:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="rldojo-bench-"))
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -32,7 +36,7 @@ class BenchServer:
         self.env = dict(os.environ)
         self.env.update(
             RLDOJO_DATA_DIR=str(self.data_dir),
-            RLDOJO_API_TOKENS=f'{{"{TOKEN}": "bench"}}',
+            RLDOJO_API_TOKENS=json.dumps(tokens or {TOKEN: "bench"}),
             RLDOJO_RAY_NUM_CPUS="2",
             **env,
         )

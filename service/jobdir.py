@@ -75,10 +75,21 @@ class Checkpoint:
 
 
 @dataclass
+class ParsedFile:
+    """A row file as far as it was parsed: its stat key, its rows, and where parsing stopped
+    (after the last whole line) with that line's bytes, to tell an append from a rewrite."""
+
+    key: tuple[Any, Any]
+    rows: list[dict[str, Any]]
+    offset: int
+    last_line: bytes
+
+
+@dataclass
 class RowCache:
     """Parsed row files by path, shared by every `JobDirectory` of one storage root."""
 
-    rows: dict[str, tuple[tuple[Any, Any], list[dict[str, Any]]]] = field(default_factory=dict)
+    rows: dict[str, ParsedFile] = field(default_factory=dict)
     iterations: dict[str, int] = field(default_factory=dict)
 
 
@@ -260,29 +271,47 @@ class JobDirectory:
         )
 
     def _file_rows(self, path: str) -> list[dict[str, Any]]:
-        """One row file's rows, cached per size and mtime, so repeated reads of a finished or
-        idle trial cost one `stat`. A file changed in the last seconds is read again: S3 keeps
-        mtimes to the second, and a resumed attempt may replace a file by one of the same size.
+        """One row file's rows, parsed incrementally.
+
+        An unchanged file costs one `stat`; one that grew (Tune appends a row per iteration)
+        costs its new lines, as long as the last line parsed is still where it was; anything
+        else (a rewrite on resume, a short read while Tune copies the file over) is parsed
+        again whole. A file changed in the last seconds is always checked: S3 keeps mtimes to
+        the second, and a rewrite may keep the size.
         """
         info = self.fs.get_file_info(path)
         key = (info.size, info.mtime_ns)
         settled = info.mtime_ns is not None and time.time() - info.mtime_ns / 1e9 > _SETTLED_S
         cached = self.cache.rows.get(path)
-        if cached is not None and cached[0] == key and settled:
-            return [dict(row) for row in cached[1]]
-        rows = self._parse_rows(path)
-        self.cache.rows[path] = (key, rows)
-        return [dict(row) for row in rows]
+        if cached is not None and cached.key == key and settled:
+            return [dict(row) for row in cached.rows]
+        parsed = self._parse_rows(path, cached, key)
+        self.cache.rows[path] = parsed
+        return [dict(row) for row in parsed.rows]
 
-    def _parse_rows(self, path: str) -> list[dict[str, Any]]:
-        rows = []
-        for line in (self._read(path) or "").splitlines():
+    def _parse_rows(self, path: str, cached: ParsedFile | None, key: tuple[Any, Any]) -> ParsedFile:
+        try:
+            with self.fs.open_input_file(path) as handle:
+                start = 0
+                if cached is not None and cached.offset and cached.last_line:
+                    back = cached.offset - len(cached.last_line)
+                    if handle.read_at(len(cached.last_line), back) == cached.last_line:
+                        start = cached.offset
+                handle.seek(start)
+                data = bytes(handle.read())
+        except (FileNotFoundError, OSError):
+            return ParsedFile(key, [], 0, b"")
+        rows = list(cached.rows) if start and cached is not None else []
+        whole = data[: data.rfind(b"\n") + 1]  # a last line without its newline is being written
+        last_line = cached.last_line if start and cached is not None else b""
+        for line in whole.splitlines(keepends=True):
+            last_line = line
             try:
                 row = metrics.flatten(json.loads(line))
-            except (json.JSONDecodeError, AttributeError):
-                continue  # a line being written right now
-            rows.append({key: _clean(value) for key, value in row.items()})
-        return rows
+            except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+                continue
+            rows.append({name: _clean(value) for name, value in row.items()})
+        return ParsedFile(key, rows, start + len(whole), last_line)
 
     def rows(self) -> list[dict[str, Any]]:
         """Every trial's rows, each tagged with its `trial_id`, in trial then iteration order."""
@@ -298,7 +327,7 @@ class JobDirectory:
         """Latest row of the newest trial, the best trial (highest latest mean return) and the
         number of checkpoints."""
         latest: dict[str, dict[str, Any]] = {}
-        for row in self.rows():
+        for row in self.rows():  # parsed once: checkpoints() below reads the same cache
             latest[str(row.get("trial_id"))] = row
         best: dict[str, Any] | None = None
         for trial_id, row in latest.items():

@@ -125,3 +125,21 @@ def test_missing_bucket_is_named(s3: S3Server, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(key, value)
     with pytest.raises(ValueError, match="s3://no-such-bucket/prefix: bucket 'no-such-bucket'"):
         Storage("s3://no-such-bucket/prefix")
+
+
+def test_rows_are_read_as_they_are_appended_and_rewritten(storage: Storage) -> None:
+    """A growing file is read from where the last read stopped; a rewrite is read again whole,
+    and a line still being written waits for its newline."""
+    job = storage.job("j3")
+    job.write_text(f"{TRIAL}/result.json", _rows(range(1, 4), pid=1))
+    assert [r[metrics.ITERATION] for r in job.rows()] == [1, 2, 3]
+    grown = _rows(range(1, 6), pid=1)
+    job.write_text(f"{TRIAL}/result.json", grown + '{"training_iteration": 6, "tri')
+    assert [r[metrics.ITERATION] for r in job.rows()] == [1, 2, 3, 4, 5]
+    rewritten = _rows(range(1, 3), pid=1) + _rows(range(3, 8), pid=2)  # same start, new rows
+    job.write_text(f"{TRIAL}/result.json", rewritten)
+    assert [(r[metrics.ITERATION], r["pid"]) for r in job.rows()] == [
+        (1, 1),
+        (2, 1),
+        *[(i, 2) for i in range(3, 8)],
+    ]

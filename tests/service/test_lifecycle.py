@@ -8,7 +8,8 @@ runs beside `make test`:
 - a stop at 0, 0.2, 0.5, 1 and 2 s after submit (10 times each) reports STOPPED only once no
   process of the job runs, and nothing is written after it;
 - a resume continues from the newest checkpoint on storage, and the rows a user sees are one
-  per iteration after stop/resume twice and after the driver was killed.
+  per iteration after stop/resume twice and after the driver was killed;
+- a high job preempts a low one, which queues again and resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -197,3 +198,32 @@ def test_resume_continues_from_the_newest_checkpoint_with_continuous_rows(alice:
     iterations = _iterations(alice, job.id)
     assert iterations == list(range(1, len(iterations) + 1))  # one row per iteration
     assert {row["attempt"] for row in alice.metrics(job.id)} == {1, 2, 3, 4}
+
+
+def test_a_high_job_preempts_a_low_one_which_resumes_where_it_was(
+    alice: Client, bob: Client
+) -> None:
+    long = {"algorithm": "q_learning", "stop": {"iterations": 100_000}, "checkpoint": {"every": 5}}
+    first = alice.submit({**long, "priority": "low"})
+    wait_for_condition(lambda: alice.job(first.id).status == "RUNNING", 180)
+    second = alice.submit({**long, "priority": "low"})
+    wait_for_condition(lambda: len(_iterations(alice, second.id)) >= 6, 180)  # both CPUs busy
+
+    urgent = bob.submit({"algorithm": "q_learning", "stop": {"iterations": 5}, "priority": "high"})
+    preempted = wait_for_condition(
+        lambda: alice.job(second.id) if "preempted" in alice.job(second.id).message else None, 120
+    )
+    assert preempted.status in ("STOPPING", "QUEUED") and urgent.id in preempted.message
+    assert alice.job(first.id).status == "RUNNING"  # the older low job keeps running
+    assert bob.wait(urgent.id, timeout=300).status == "SUCCEEDED"
+
+    # Once the high job is done the preempted one resumes from its checkpoint.
+    resumed = wait_for_condition(
+        lambda: [r for r in alice.metrics(second.id) if r["attempt"] == 2], 180
+    )
+    kept = {c.iteration for c in alice.checkpoints(second.id)}
+    assert resumed[0][metrics.ITERATION] - 1 in kept
+    iterations = _iterations(alice, second.id)
+    assert iterations == list(range(1, len(iterations) + 1))
+    for job in (first, second):
+        wait_for_condition(lambda job=job: alice.stop(job.id).status == "STOPPED", 120, 1)
