@@ -246,11 +246,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(spec_schema.pop("$defs", {}))
     schemas["JobSpec"] = spec_schema
-    operation = document["paths"]["/v1/jobs"]["post"]
-    operation.pop("x-rldojo-body", None)
-    operation["requestBody"] = {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}}},
-    }
+    for path in ("/v1/jobs", "/v1/jobs/validate"):
+        operation = document["paths"][path]["post"]
+        operation.pop("x-rldojo-body", None)
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}}},
+        }
     app.openapi_schema = document
     return document

@@ -111,6 +111,17 @@ class JobUpdate(BaseModel):
     shared: bool | None = None
 
 
+class SpecCheckOut(APIModel):
+    """A job spec as the service would run it, without running it."""
+
+    spec: dict[str, Any] = Field(description="The spec with its defaults filled in")
+    hyperparameters: dict[str, Any] = Field(
+        description="The algorithm's settings for this env (presets applied), the form's values"
+    )
+    resolved_config: dict[str, Any]
+    trial_resources: list[dict[str, float]] = Field(description="Ray bundles one trial asks for")
+
+
 class CheckpointOut(APIModel):
     """One checkpoint: its id, trial, iteration, env steps and mean return when written."""
 

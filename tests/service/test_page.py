@@ -9,6 +9,7 @@ RLDOJO_DOCS_SCREENSHOT=1 it also copies it to docs/job-view.png, the README's pi
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from service.client import Client
-from tests.service.conftest import ALICE, Server
+from tests.service.conftest import ALICE, CAROL, Server, wait_for_condition
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "job-view.png"
@@ -183,3 +184,53 @@ def test_breakout_evaluation_video_plays_in_chromium(browser: Any, tmp_path: Pat
     tab.close()
     assert (played["width"], played["height"]) == (160, 210)
     assert played["frames"] > 0
+
+
+def test_every_field_error_shows_at_once_with_a_summary_and_focus(
+    page: Any, alice: Client, js_errors: list[str]
+) -> None:
+    before = len(alice.jobs())
+    sign_in(page, ALICE)
+    page.click("nav >> text=New job")
+    page.select_option("#f-algorithm", "q_learning")
+    expect(page.locator("[id='f-config.alpha']")).to_have_value("0.01")
+    page.fill("[id='f-stop.iterations']", "0")
+    page.fill("[id='f-config.alpha']", "abc")
+    page.fill("[id='f-config.gamma']", "5")
+    page.fill("[id='f-env_config']", '{"size": 0}')
+    page.click("#submit-form button[type=submit]")
+    summary = page.locator("#error-summary")
+    expect(summary).to_contain_text("4 problem(s)")
+    for field in ("stop.iterations", "config.alpha", "env_config.size", "config.gamma"):
+        expect(summary).to_contain_text(field)
+    expect(page.locator("[data-field='stop.iterations'] .field-error")).to_contain_text("greater")
+    expect(page.locator("[data-field='env_config'] .field-error")).to_contain_text("from 2 to 50")
+    focused = page.evaluate("document.activeElement.id")
+    assert focused == "f-stop.iterations"  # the first field with a problem, in page order
+    assert len(alice.jobs()) == before
+    assert js_errors == []
+
+
+def test_a_failed_job_says_why_and_offers_nothing_that_cannot_work(
+    page: Any, server: Server, carol: Client, js_errors: list[str]
+) -> None:
+    # carol runs one job at a time, so her second waits QUEUED; its spec on storage is broken
+    # meanwhile (as a hand edit would), and the trainer that reads it there fails.
+    first = carol.submit({"algorithm": "q_learning", "stop": {"iterations": 100_000}})
+    second = carol.submit({"algorithm": "q_learning", "stop": {"iterations": 5}})
+    assert carol.job(second.id).status == "QUEUED"
+    spec = server.data_dir / "storage" / "jobs" / second.id / "spec.json"
+    spec.write_text(json.dumps({"algorithm": "q_learning", "stop": {"iterations": 0}}))
+    wait_for_condition(lambda: carol.stop(first.id).status == "STOPPED", timeout=120, interval=1)
+    final = carol.wait(second.id, timeout=300)
+    assert final.status == "FAILED"
+    assert final.message.startswith("SpecError: stop.iterations"), final.message
+    assert "\x1b" not in final.message and "\n" not in final.message
+
+    sign_in(page, CAROL)
+    page.goto(f"{server.url}/#/jobs/{second.id}")
+    failure = page.locator("#job-failure")
+    expect(failure).to_contain_text(final.message)
+    expect(page.locator("#resume")).to_be_disabled()  # no checkpoint to resume from
+    expect(page.locator("#evaluate")).to_be_disabled()
+    assert js_errors == []

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
 from service.jobs import JobService
-from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar
+from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar, SpecCheckOut
 from service.spec import SpecError, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
@@ -62,6 +62,27 @@ def submit_job(owner: Owner, jobs: JobsDep, body: Annotated[dict[str, Any], Body
     except SpecError as error:
         detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+
+
+@router.post("/validate", openapi_extra={"x-rldojo-body": "JobSpec"})
+def validate_job(_owner: Owner, body: Annotated[dict[str, Any], Body()]) -> SpecCheckOut:
+    """Check a job spec without submitting it: the same 422 as POST /v1/jobs, or the spec with
+    its defaults, the algorithm's settings for its env and what one trial asks of Ray."""
+    from service.training import build_config, resolved_config, trial_resources
+
+    try:
+        spec = parse_spec(body)
+    except SpecError as error:
+        detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+    config = build_config(spec)
+    resolved = resolved_config(config)
+    return SpecCheckOut(
+        spec=spec.model_dump(mode="json"),
+        hyperparameters={name: resolved.get(name) for name in spec.hyperparameters()},
+        resolved_config=resolved,
+        trial_resources=trial_resources(config),
+    )
 
 
 Filter = Annotated[str | None, Query(max_length=200)]

@@ -81,6 +81,8 @@ export const get = async (path, params, signal) =>
   (await request("GET", path, { params, signal })).json();
 export const post = async (path, json, signal) =>
   (await request("POST", path, { json, signal })).json();
+export const patch = async (path, json, signal) =>
+  (await request("PATCH", path, { json, signal })).json();
 export const remove = (path, params) => request("DELETE", path, { params });
 export const blob = async (path, signal) => (await request("GET", path, { signal })).blob();
 

@@ -1,16 +1,22 @@
-// The page's entry point: a hash router over four views and the token gate.
-//   #/jobs  #/jobs/<id>  #/new  #/cluster
+// The page's entry point: a hash router over the views and the token gate.
+//   #/jobs  #/jobs/<id>  #/new  #/compare/<id,id>  #/leaderboard  #/webhooks  #/cluster
 
 import { onUnauthorised, token } from "./api.js";
 import { fill, h, notice } from "./dom.js";
 import * as cluster from "./views/cluster.js";
+import * as compare from "./views/compare.js";
 import * as job from "./views/job.js";
 import * as jobs from "./views/jobs.js";
+import * as leaderboard from "./views/leaderboard.js";
 import * as submit from "./views/submit.js";
+import * as webhooks from "./views/webhooks.js";
 
 const ROUTES = [
   [/^#\/jobs\/([\w-]+)$/, job],
   [/^#\/new$/, submit],
+  [/^#\/compare\/([\w,-]+)$/, compare],
+  [/^#\/leaderboard$/, leaderboard],
+  [/^#\/webhooks$/, webhooks],
   [/^#\/cluster$/, cluster],
   [/^#\/jobs$/, jobs],
 ];

@@ -35,7 +35,7 @@ export function statusBadge(status) {
   return h("span", { class: `status status-${String(status).toLowerCase()}` }, status);
 }
 
-const ACTIVE = new Set(["PENDING", "RUNNING"]);
+const ACTIVE = new Set(["QUEUED", "PENDING", "RUNNING", "STOPPING"]);
 export const isActive = (status) => ACTIVE.has(status);
 
 /** 1234567 -> "1.23M"; small numbers keep up to `digits` decimals; null -> "–". */

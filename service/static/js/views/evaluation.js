@@ -41,6 +41,7 @@ export function evaluationPanel(jobId, signal) {
 
   async function start(checkpointId) {
     button.disabled = true;
+    button.dataset.busy = "1";
     try {
       let evaluation = await post("/v1/evaluations", { job_id: jobId,
         checkpoint_id: checkpointId, episodes: Number(episodes.value), video: true }, signal);
@@ -58,6 +59,7 @@ export function evaluationPanel(jobId, signal) {
       report(error);
     } finally {
       button.disabled = false;
+      delete button.dataset.busy;
     }
   }
 
@@ -81,6 +83,12 @@ export function evaluationPanel(jobId, signal) {
     h("details", {}, h("summary", {}, "Earlier evaluations of this job"),
       h("table", {}, h("thead", {}, h("tr", {}, ["checkpoint", "status", "episodes",
         "mean return", ""].map((t) => h("th", {}, t)))), history)));
+  /** Evaluating needs a checkpoint: the button says so until the job has one. */
+  function setReady(ready) {
+    if (!button.dataset.busy) button.disabled = !ready;
+    button.title = ready ? "" : "No checkpoint yet";
+  }
+
   refresh().catch(report);
-  return { element, start, close: () => videoUrl && URL.revokeObjectURL(videoUrl) };
+  return { element, start, setReady, close: () => videoUrl && URL.revokeObjectURL(videoUrl) };
 }

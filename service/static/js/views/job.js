@@ -1,9 +1,11 @@
-// #/jobs/<id>: live learning curve and a second chart (from the SSE metrics stream), the log
-// tail (SSE), stop / resume / delete, checkpoints with downloads, and the evaluation panel.
+// #/jobs/<id>: live learning curve and a second chart (from the SSE metrics stream; each attempt
+// of a resumed job is its own line), the log tail (SSE), stop / resume / delete, priority,
+// the job's spec and the settings it runs with, checkpoints with downloads, and the evaluation
+// panel. A failed job shows why in one line, and what cannot work is disabled.
 
-import { blob, follow, get, post, remove, saveBlob } from "../api.js";
+import { blob, follow, get, patch, post, remove, saveBlob } from "../api.js";
 import { LineChart } from "../chart.js";
-import { age, fill, h, isActive, number, report, statusBadge } from "../dom.js";
+import { age, fill, h, number, report, statusBadge } from "../dom.js";
 import { evaluationPanel } from "./evaluation.js";
 
 const RETURN = "env_runners/episode_return_mean";
@@ -12,6 +14,7 @@ const THROUGHPUT = "env_runners/num_env_steps_sampled_lifetime_throughput/throug
 const REFRESH_MS = 3000;
 const LOG_LINES = 2000;
 const RESUMABLE = new Set(["STOPPED", "FAILED", "LOST"]);
+const STOPPABLE = new Set(["QUEUED", "PENDING", "RUNNING", "STOPPING"]);
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g; // terminal colours in Ray's log lines
 
 /** Keys worth a second chart: losses first, then throughput and episode length. */
@@ -33,6 +36,10 @@ export function show(view, jobId) {
   const statusBox = h("span", { id: "job-status" });
   const title = h("h1", {}, "Job ", h("code", {}, jobId), " ", statusBox);
   const meta = h("p", { class: "muted", id: "job-meta" });
+  const failure = h("p", { class: "failure", id: "job-failure", role: "alert", hidden: true });
+  const priority = h("select", { id: "job-priority", onchange: () => setPriority() },
+    ["low", "normal", "high"].map((p) => h("option", { value: p }, p)));
+  const settings = h("div", { id: "job-settings" });
   const buttons = {
     stop: h("button", { id: "stop", type: "button", onclick: () => act("stop") }, "Stop"),
     resume: h("button", { id: "resume", type: "button", onclick: () => act("resume") }, "Resume"),
@@ -48,19 +55,28 @@ export function show(view, jobId) {
   const checkpointRows = h("tbody");
   const log = h("pre", { id: "log", class: "log" });
   const evaluation = evaluationPanel(jobId, controller.signal);
-  fill(view, title, meta, h("div", { class: "row actions" }, Object.values(buttons)),
+  fill(view, title, meta, failure,
+    h("div", { class: "row actions" }, Object.values(buttons), h("label", {}, "priority ", priority)),
     h("div", { class: "charts" }, returnBox, secondBox),
     evaluation.element,
     h("section", {}, h("h2", {}, "Checkpoints"), h("table", { id: "checkpoints" },
       h("thead", {}, h("tr", {}, ["id", "trial", "iteration", "env steps", "mean return", ""]
         .map((t) => h("th", {}, t)))), checkpointRows)),
+    h("details", { id: "settings-panel" }, h("summary", {}, "Spec and settings this job runs with"),
+      settings),
     h("section", {}, h("h2", {}, "Log"), log));
   const returnChart = new LineChart(returnBox, { xLabel: "env steps", yLabel: "mean episode return" });
   const secondChart = new LineChart(secondBox, { xLabel: "env steps", yLabel: "" });
 
+  /** A line per trial and attempt: a resumed attempt's line starts where it took over. */
+  function seriesOf(row) {
+    const trial = String(row.trial_id ?? "run");
+    return row.attempt > 1 ? `${trial} (attempt ${row.attempt})` : trial;
+  }
+
   function addRow(row) {
     rows.push(row);
-    const trial = String(row.trial_id ?? "run");
+    const trial = seriesOf(row);
     returnChart.add(trial, row[STEPS], row[RETURN]);
     const known = [...metricSelect.options].map((o) => o.value);
     const fresh = secondMetrics(row).filter((k) => !known.includes(k));
@@ -72,7 +88,7 @@ export function show(view, jobId) {
   function redrawSecond() {
     secondChart.clear();
     secondChart.setLabels({ yLabel: shortName(metricSelect.value) });
-    rows.forEach((r) => secondChart.add(String(r.trial_id ?? "run"), r[STEPS], r[metricSelect.value]));
+    rows.forEach((r) => secondChart.add(seriesOf(r), r[STEPS], r[metricSelect.value]));
   }
 
   function appendLog(line) {
@@ -101,12 +117,21 @@ export function show(view, jobId) {
     const job = await get(`/v1/jobs/${jobId}`, null, controller.signal);
     status = job.status;
     fill(statusBox, statusBadge(job.status));
-    fill(meta, `${job.spec.algorithm} on ${job.spec.env} · created ${age(job.created_at)} · `
-      + `attempt ${job.attempts} · ${job.checkpoints ?? 0} checkpoint(s)`,
-    job.message ? ` · ${job.message}` : "");
-    buttons.stop.disabled = !isActive(job.status);
-    buttons.resume.disabled = !RESUMABLE.has(job.status);
-    buttons.remove.disabled = isActive(job.status);
+    const place = job.queue_position ? ` · queue position ${job.queue_position}` : "";
+    fill(meta, `${job.name ? `${job.name} · ` : ""}${job.spec.algorithm} on ${job.spec.env} · `
+      + `${job.owner} · created ${age(job.created_at)} · attempt ${job.attempts} · `
+      + `${job.checkpoints ?? 0} checkpoint(s)${place}`,
+    job.message && job.status !== "FAILED" ? ` · ${job.message}` : "");
+    failure.hidden = job.status !== "FAILED";
+    fill(failure, job.status === "FAILED" ? `Failed: ${job.message || "no reason given"}` : "");
+    const noCheckpoint = !job.checkpoints;
+    buttons.stop.disabled = !STOPPABLE.has(job.status);
+    buttons.resume.disabled = !RESUMABLE.has(job.status) || noCheckpoint;
+    buttons.resume.title = noCheckpoint ? "No checkpoint to resume from" : "";
+    buttons.remove.disabled = STOPPABLE.has(job.status);
+    priority.value = job.priority;
+    evaluation.setReady(!noCheckpoint);
+    showSettings(job);
     const checkpoints = await get(`/v1/jobs/${jobId}/checkpoints`, null, controller.signal);
     fill(checkpointRows, checkpoints.map((c) => h("tr", {},
       h("td", {}, h("code", {}, c.id)), h("td", {}, c.trial_id),
@@ -116,6 +141,33 @@ export function show(view, jobId) {
         " ", h("button", { type: "button", class: "quiet", onclick: () => evaluation.start(c.id) },
           "Evaluate")))));
     return job;
+  }
+
+  let known = null; // the algorithm's setting names (GET /v1/algorithms), fetched once
+  async function showSettings(job) {
+    if (settings.dataset.shown === job.updated_at) return;
+    settings.dataset.shown = job.updated_at;
+    if (!known) {
+      const algorithms = await get("/v1/algorithms", null, controller.signal);
+      known = new Map(algorithms.map((a) => [a.name, Object.keys(a.config_schema.properties || {})]));
+    }
+    const resolved = job.resolved_config || {};
+    const names = [...(known.get(job.spec.algorithm) || []), "num_env_runners", "num_envs_per_env_runner",
+      "num_learners", "num_gpus_per_learner", "seed"];
+    fill(settings,
+      h("table", { id: "resolved-config" }, h("tbody", {}, names.filter((n) => n in resolved)
+        .map((n) => h("tr", {}, h("th", {}, n), h("td", {}, h("code", {},
+          JSON.stringify(resolved[n]))))))),
+      h("h3", {}, "Spec"), h("pre", { class: "spec" }, JSON.stringify(job.spec, null, 2)));
+  }
+
+  async function setPriority() {
+    try {
+      await patch(`/v1/jobs/${jobId}`, { priority: priority.value }, controller.signal);
+      await refresh();
+    } catch (error) {
+      report(error);
+    }
   }
 
   async function download(checkpoint) {
@@ -154,7 +206,7 @@ export function show(view, jobId) {
   }
 
   refresh().then(startStreams).catch(report);
-  const timer = setInterval(() => isActive(status) && refresh().catch(report), REFRESH_MS);
+  const timer = setInterval(() => STOPPABLE.has(status) && refresh().catch(report), REFRESH_MS);
   return () => {
     clearInterval(timer);
     controller.abort();
