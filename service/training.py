@@ -224,16 +224,16 @@ def run_job(location: str, attempt: int, callbacks: list[tune.Callback] | None =
     from service.spec import parse_spec
 
     directory = JobDirectory.open(location)
-    stored = directory.read_spec()
-    if stored is None:
-        raise FileNotFoundError(f"{location}/spec.json")
-    spec = parse_spec(stored)
     progress = JobProgress(directory, attempt)
     if directory.stop_requested(attempt):
         progress.report("stopped", "stopped before training started")
         return "stopped"
-    progress.report("starting", "connecting to the Ray cluster")
     try:
+        stored = directory.read_spec()
+        if stored is None:
+            raise FileNotFoundError(f"no spec.json in {location}")
+        spec = parse_spec(stored)
+        progress.report("starting", "connecting to the Ray cluster")
         with _watch_for_stop(directory, attempt) as stop_seen:
             summary = train(
                 spec, directory, resume=attempt > 1, callbacks=[progress, *(callbacks or [])]
