@@ -35,7 +35,8 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402
-from algorithms.common.replay import Replay, ReplayMemory, episode_chunk  # noqa: E402
+from algorithms.common.replay import Replay, ReplayMemory  # noqa: E402
+from algorithms.common.replay_chunks import episode_chunk  # noqa: E402
 
 BYTES_TARGET = 7_500
 LATENCY_TARGET_MS = 5.0

@@ -158,8 +158,9 @@ def test_one_iteration_on_cartpole_and_checkpoint_round_trip(tmp_path) -> None:
     [
         # A life loss ends the episode, so a 150-step iteration finishes some and reports returns.
         ("rldojo/Breakout-v0", {"terminal_on_life_loss": True}),
-        # Another ALE game through the same pipeline, as a user names it; games cut at 100 steps.
-        ("rldojo/Atari-v0", {"game": "Pong", "max_episode_steps": 100}),
+        # Another ALE game through the same pipeline, as a user names it; games cut at 20 steps
+        # (the preset steps 8 games per EnvRunner, each about 20 steps in an iteration).
+        ("rldojo/Atari-v0", {"game": "Pong", "max_episode_steps": 20}),
     ],
 )
 def test_one_iteration_on_atari_with_a_small_replay(env_id: str, env_config: dict) -> None:

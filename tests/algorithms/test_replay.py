@@ -8,12 +8,8 @@ import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 import envs
-from algorithms.common.replay import (
-    Replay,
-    ReplayMemory,
-    episode_chunk,
-    is_frame_stack,
-)
+from algorithms.common.replay import Replay, ReplayMemory
+from algorithms.common.replay_chunks import episode_chunk, is_frame_stack
 
 GAMMA = 0.9
 
