@@ -49,7 +49,7 @@ class AtariVector(gym.vector.VectorEnv):
         ((2, 4, 84, 84), dtype('uint8'), Discrete(3))
         >>> obs, reward, terminated, truncated, info = env.step(np.array([0, 1]))
         >>> sorted(info)
-        ['lives', 'life_lost', 'raw_reward']
+        ['life_lost', 'lives', 'raw_reward']
         >>> env.close()
     """
 
@@ -205,7 +205,8 @@ class AtariVector(gym.vector.VectorEnv):
         )
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.ale.close()
+        if hasattr(self, "ale"):  # not when the constructor refused its arguments
+            self.ale.close()
 
 
 def make_atari_vector(num_envs: int = 1, **kwargs: Any) -> AtariVector:
