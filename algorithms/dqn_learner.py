@@ -45,6 +45,7 @@ QF_LOSS = "qf_loss"
 Q_MEAN = "q_mean"
 TD_ERROR_ABS_MEAN = "td_error_abs_mean"
 UPDATES = "num_gradient_updates"
+UPDATES_LIFETIME = "num_gradient_updates_lifetime"
 UPDATES_PER_SECOND = "gradient_updates_per_second"
 TARGET_UPDATES = "num_target_updates_lifetime"
 GRADIENT_NORM = "gradient_global_norm"  # before clipping
@@ -291,6 +292,7 @@ class DQNTorchLearner(TorchLearner):
             self.metrics.log_value((module_id, key), value, window=1)
         self.metrics.log_value((ALL_MODULES, GRADIENT_NORM), norm, window=1)
         self.metrics.log_value((module_id, UPDATES), num_updates, reduce="sum")
+        self.metrics.log_value((module_id, UPDATES_LIFETIME), num_updates, reduce="lifetime_sum")
         self.metrics.log_value((module_id, UPDATES_PER_SECOND), num_updates / max(elapsed, 1e-9))
         return self.metrics.reduce()
 
