@@ -126,7 +126,8 @@ class CapturedStep:
             for i, tensor in enumerate(state()):
                 tensor.copy_(before[i]) if i < len(before) else tensor.zero_()
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: CUDA work of other threads (none of ours) cannot spoil the capture.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             step()
 
     def replay(self) -> None:
@@ -151,7 +152,8 @@ class DQNTorchLearner(TorchLearner):
         self._step_stats: dict[str, list[torch.Tensor]] = {}
         self._stat_sums: dict[str, torch.Tensor] = {}  # loss, Q mean, |TD| mean, grad norm
         self._batches: dict[str, dict[str, torch.Tensor]] = {}  # static device batches
-        self._host: dict[str, list[dict[str, np.ndarray]]] = {}  # (pinned) host buffers
+        self._host: dict[str, list[dict[str, np.ndarray]]] = {}  # host buffers, as numpy
+        self._pinned: dict[str, list[dict[str, torch.Tensor]]] = {}  # the same, as tensors
         self._copied: dict[str, list[Any]] = {}  # CUDA events: host buffer copied
         self._graphs: dict[str, CapturedStep] = {}
         self._trained: dict[str, list[torch.nn.Parameter]] = {}  # parameters with gradients
@@ -277,7 +279,9 @@ class DQNTorchLearner(TorchLearner):
         config = self.config.get_config_for_module(module_id)
         self.before_gradient_based_update(timesteps=timesteps)
         start = time.perf_counter()
-        sums = self._stat_sums.setdefault(module_id, torch.zeros(4, device=self._device))
+        if module_id not in self._stat_sums:  # one tensor for good: the graph adds into it
+            self._stat_sums[module_id] = torch.zeros(4, device=self._device)
+        sums = self._stat_sums[module_id]
         sums.zero_()
         batches = self._minibatches(replay, module_id, config, num_updates)
         for slot, minibatch in batches:
@@ -337,17 +341,18 @@ class DQNTorchLearner(TorchLearner):
             return buffers
         pinned = self._device.type == "cuda"
         template = sampler.empty_batch(batch_size)
-        buffers = []
+        buffers, tensors = [], []
         for _ in range(HOST_BUFFERS):
-            tensors = {
-                key: torch.empty(
-                    value.shape, dtype=torch.from_numpy(value).dtype, pin_memory=pinned
-                )
-                for key, value in template.items()
-            }
-            buffers.append({key: tensor.numpy() for key, tensor in tensors.items()})
-            buffers[-1]["weights"][:] = 1.0  # uniform replay
-        self._host[module_id] = buffers
+            tensors.append(
+                {
+                    key: torch.from_numpy(value).clone().pin_memory()
+                    if pinned
+                    else torch.from_numpy(value.copy())
+                    for key, value in template.items()
+                }
+            )
+            buffers.append({key: tensor.numpy() for key, tensor in tensors[-1].items()})
+        self._host[module_id], self._pinned[module_id] = buffers, tensors
         self._copied[module_id] = [torch.cuda.Event() for _ in buffers] if pinned else []
         return buffers
 
@@ -362,9 +367,10 @@ class DQNTorchLearner(TorchLearner):
                 for key, column in COLUMNS.items()
             }
             self._graphs.pop(module_id, None)  # a new batch shape needs a new graph
-        for key, column in COLUMNS.items():
-            host = torch.from_numpy(np.ascontiguousarray(minibatch[key]))
-            static[column].copy_(host, non_blocking=slot is not None)
+        ours = self._pinned[module_id][slot] if slot is not None else None
+        for key, column in COLUMNS.items():  # from our (pinned) buffers without blocking
+            host = ours[key] if ours else torch.from_numpy(np.ascontiguousarray(minibatch[key]))
+            static[column].copy_(host, non_blocking=ours is not None)
         if slot is not None and self._copied.get(module_id):
             self._copied[module_id][slot].record()
 

@@ -49,7 +49,7 @@ TARGETS = {CARTPOLE: 3.0, BREAKOUT: 1.28}  # rldojo's updates/s over RLlib's
 Updates = Callable[[int], None]  # run n updates
 
 
-def rldojo_learner(env_id: str, gpus: int = 0, batch: int | None = None) -> tuple[Any, Updates]:
+def rldojo_learner(env_id: str, gpus: int = 0, **training: Any) -> tuple[Any, Updates]:
     """rldojo's DQN and n gradient steps through `learn_from_replay`, as `training_step` calls
     them (replay filled by one sampling iteration, learning switched off)."""
     config = (
@@ -58,7 +58,8 @@ def rldojo_learner(env_id: str, gpus: int = 0, batch: int | None = None) -> tupl
         .training(
             replay_capacity=10_000,
             learning_starts=10**12,
-            train_batch_size_per_learner=batch or BATCH[env_id],
+            train_batch_size_per_learner=BATCH[env_id],
+            **training,
         )
         .learners(num_gpus_per_learner=gpus)
         .reporting(min_sample_timesteps_per_iteration=1000)
