@@ -135,9 +135,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prioritized_replay": False,
         "life_loss_terminal": True,
         # The book steps one game and updates after every step. Here each EnvRunner steps 8
-        # games in ale-py's C++ vector env for 8 steps, then the learner takes as many updates
-        # as env steps were taken: the book's ratio, in batches that keep the CPUs busy.
-        "rollout_fragment_length": 8,
+        # games in ale-py's C++ vector env for 16 steps, then the learner takes as many updates
+        # as env steps were taken: the book's ratio, in batches that keep the machine busy.
+        "rollout_fragment_length": 16,
         "num_envs_per_env_runner": 8,
         "gym_env_vectorize_mode": "vector_entry_point",
         "acting_dtype": "auto",  # bfloat16 on CPUs that have it: half the CNN's time

@@ -253,10 +253,11 @@ class DQNTorchLearner(TorchLearner):
         if module_id not in self._graphs:
             optimizer = self.get_optimizer(module_id)
 
-            def state() -> list[torch.Tensor]:
+            def state() -> list[torch.Tensor]:  # what a step changes (the sums included)
                 params = list(self.get_parameters(self.module[module_id]))
                 moments = [v for s in optimizer.state.values() for v in s.values()]
-                return params + [v for v in moments if isinstance(v, torch.Tensor)]
+                moments = [v for v in moments if isinstance(v, torch.Tensor)]
+                return [self._stat_sums[module_id], *params, *moments]
 
             self._graphs[module_id] = CapturedStep(lambda: self._gradient_step(module_id), state)
         self._graphs[module_id].replay()

@@ -11,7 +11,7 @@ Sections, in this order, each recorded with the seconds it took:
 3. Learner updates/s at batch 32, alternating rounds, median: rldojo's DQN learner (CUDA graph,
    the default on a GPU), the same with `cuda_graph=False`, and RLlib's DQN learner (what its
    `training_step` does per update), all on the same GPU, each drawing from its own replay.
-4. End to end: rldojo `dqn`, preset "book_breakout" (8 games per EnvRunner, 8-step fragments),
+4. End to end: rldojo `dqn`, preset "book_breakout" (8 games per EnvRunner, 16-step fragments),
    `--runners` EnvRunners, the GPU learner, epsilon fixed at 0.1 (the network acts for 90 % of
    the steps), sampling overlapped with learning, at 1.0 and 0.25 updates per env step: env
    steps/s and updates/s after the warm-up.
@@ -222,12 +222,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cpu", action="store_true", help="everything small, on the CPU")
     parser.add_argument("--runners", type=int, default=12)
-    parser.add_argument("--raw-seconds", type=float, default=15.0)
+    parser.add_argument("--raw-seconds", type=float, default=12.0)
     parser.add_argument("--ceiling-seconds", type=float, default=3.0)
     parser.add_argument("--learner-updates", type=int, default=300, help="per round")
     parser.add_argument("--learner-rounds", type=int, default=3)
     parser.add_argument("--learning-starts", type=int, default=2_000)
-    parser.add_argument("--e2e-seconds", type=float, default=40.0)
+    parser.add_argument("--e2e-seconds", type=float, default=35.0)
     parser.add_argument("--budget", type=float, default=340.0, help="seconds for everything")
     parser.add_argument("--only", nargs="*", help="run only these sections")
     parser.add_argument("--out", default="bench/results/gpu_dqn.json")
@@ -263,8 +263,8 @@ def main() -> None:
             lambda: ceilings(args, device),
         ),
         ("learners", 120, lambda: learners(args, gpus)),
-        ("end_to_end_1.0", args.e2e_seconds + 60, lambda: end_to_end(args, gpus, 1.0)),
-        ("end_to_end_0.25", args.e2e_seconds + 60, lambda: end_to_end(args, gpus, 0.25)),
+        ("end_to_end_1.0", args.e2e_seconds + 35, lambda: end_to_end(args, gpus, 1.0)),
+        ("end_to_end_0.25", args.e2e_seconds + 35, lambda: end_to_end(args, gpus, 0.25)),
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -99,11 +99,21 @@ class QNetwork(nn.Module):
         self.advantage = nn.Linear(width_in, num_actions)  # the Q head when not dueling
         self.value = nn.Linear(width_in, 1) if dueling else None
         _init(self, init)
+        # uint8 frames -> [0, 1], as the book feeds them (1 once folded into the first conv).
+        self.pixel_scale = 1.0 / 255.0 if self.is_image else 1.0
+
+    def fold_pixel_scale(self) -> None:
+        """Scale the first convolution's weights by the pixel scale instead of every input:
+        the same Q-values, one pass over the input fewer (for an inference copy)."""
+        if self.pixel_scale != 1.0:
+            with torch.no_grad():
+                self.torso[0][0].weight.mul_(self.pixel_scale)
+            self.pixel_scale = 1.0
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.to(self.advantage.weight.dtype)  # float32, or bfloat16 for a bfloat16 copy
-        if self.is_image:
-            x = x / 255.0  # uint8 frames -> [0, 1], as the book feeds them
+        if self.pixel_scale != 1.0:
+            x = x * self.pixel_scale
         features = self.torso(x)  # (B, F)
         advantages = self.advantage(features)  # (B, A)
         if self.value is None:
@@ -162,16 +172,15 @@ class EpsilonGreedyQModule(TorchRLModule, QNetAPI):
             wanted = "bfloat16" if device.type == "cpu" and native_bfloat16() else "float32"
         if wanted == "float32":
             return self.q_net
-        if self._acting["net"] is None:
-            self._acting["net"] = copy.deepcopy(self.q_net).to(torch.bfloat16)
+        net: QNetwork | None = self._acting["net"]
+        if net is None:
+            net = self._acting["net"] = copy.deepcopy(self.q_net).to(torch.bfloat16)
         elif self._acting["stale"]:
-            with torch.no_grad():
-                for mine, source in zip(
-                    self._acting["net"].parameters(), self.q_net.parameters(), strict=True
-                ):
-                    mine.copy_(source)
-        self._acting["stale"] = False
-        net: nn.Module = self._acting["net"]
+            net.load_state_dict(self.q_net.state_dict())  # in place, cast to bfloat16
+            net.pixel_scale = self.q_net.pixel_scale
+        if self._acting["stale"]:
+            net.fold_pixel_scale()  # uint8 -> bfloat16 is the only pass over the input
+            self._acting["stale"] = False
         return net
 
     def compute_q_values(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -197,10 +206,10 @@ class EpsilonGreedyQModule(TorchRLModule, QNetAPI):
         explore = np.random.random(size) < self.epsilon
         num_actions = int(self.action_space.n)  # type: ignore[union-attr]
         actions = np.random.randint(num_actions, size=size).astype(np.int64)
-        greedy = ~explore
-        if greedy.any():  # the network sees only the rows that act greedily (none in the warm-up)
-            rows = torch.from_numpy(greedy).to(obs.device)
-            q_values = self._acting_net(obs.device)(obs[rows])
+        greedy = np.flatnonzero(~explore)
+        if len(greedy):  # the network sees only the rows that act greedily (none in the warm-up)
+            rows = torch.from_numpy(greedy).to(obs.device)  # (index_select: 30x a bool mask)
+            q_values = self._acting_net(obs.device)(obs.index_select(0, rows))
             actions[greedy] = q_values.argmax(dim=1).cpu().numpy()
         return actions
 
