@@ -23,6 +23,7 @@ once per `learn_from_replay` call.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +40,8 @@ from torch.nn import functional
 from algorithms.common.gradients import clean_and_clip_in_place
 from algorithms.common.replay import Replay, SharedSampler
 from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES, DQNTorchRLModule
+
+logger = logging.getLogger(__name__)
 
 # Learner metric names (under learners/default_policy/).
 QF_LOSS = "qf_loss"
@@ -105,9 +108,12 @@ def dqn_loss(
 class CapturedStep:
     """A training step captured once as a CUDA graph; `replay()` runs it again.
 
-    torch's recipe: a few eager steps on a side stream (they allocate the optimizer's state and
-    let cuDNN pick its kernels), then the capture. The warm-up steps are undone, so the first
-    replay starts from exactly the weights and optimizer state there were before.
+    torch's recipe, in the order the plain-torch ceiling of bench/gpu_dqn.py runs it: one eager
+    step on the current stream, a few on a side stream (they allocate the optimizer's state and
+    let cuDNN pick its kernels), then the capture. Without the first eager step the first capture
+    in a process failed on an H200 (torch 2.11: cudaErrorStreamCaptureInvalidated, after an
+    AccumulateGrad stream-mismatch warning) while later ones did not. The warm-up steps are
+    undone, so the first replay starts from exactly the weights and optimizer state before.
 
     Args:
         step: The step; it reads only tensors that stay in place (the static batch).
@@ -116,6 +122,7 @@ class CapturedStep:
 
     def __init__(self, step: Callable[[], None], state: Callable[[], list[torch.Tensor]]) -> None:
         before = [tensor.clone() for tensor in state()]
+        step()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -126,8 +133,7 @@ class CapturedStep:
             for i, tensor in enumerate(state()):
                 tensor.copy_(before[i]) if i < len(before) else tensor.zero_()
         self.graph = torch.cuda.CUDAGraph()
-        # thread_local: CUDA work of other threads (none of ours) cannot spoil the capture.
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self.graph):
             step()
 
     def replay(self) -> None:
@@ -259,7 +265,12 @@ class DQNTorchLearner(TorchLearner):
                 moments = [v for v in moments if isinstance(v, torch.Tensor)]
                 return [self._stat_sums[module_id], *params, *moments]
 
-            self._graphs[module_id] = CapturedStep(lambda: self._gradient_step(module_id), state)
+            try:
+                captured = CapturedStep(lambda: self._gradient_step(module_id), state)
+            except RuntimeError as error:  # seen once per process at most: capture again
+                logger.warning("capturing the update as a CUDA graph again after: %s", error)
+                captured = CapturedStep(lambda: self._gradient_step(module_id), state)
+            self._graphs[module_id] = captured
         self._graphs[module_id].replay()
 
     # ---- the replay loop ---------------------------------------------------------------------
