@@ -108,12 +108,14 @@ def dqn_loss(
 class CapturedStep:
     """A training step captured once as a CUDA graph; `replay()` runs it again.
 
-    torch's recipe, in the order the plain-torch ceiling of bench/gpu_dqn.py runs it: one eager
-    step on the current stream, a few on a side stream (they allocate the optimizer's state and
-    let cuDNN pick its kernels), then the capture. Without the first eager step the first capture
-    in a process failed on an H200 (torch 2.11: cudaErrorStreamCaptureInvalidated, after an
-    AccumulateGrad stream-mismatch warning) while later ones did not. The warm-up steps are
-    undone, so the first replay starts from exactly the weights and optimizer state before.
+    torch's recipe: a few eager steps on a side stream (they allocate the optimizer's state and
+    let cuDNN pick its kernels), then the capture, here on that same stream. Autograd may keep a
+    parameter's gradient-accumulation node from an earlier step, and the node remembers the
+    stream it was made on; captured on another stream, backward then syncs with that one, which
+    a capture forbids (seen on an H200, torch 2.11: the first capture of a process failed with
+    cudaErrorStreamCaptureInvalidated after an AccumulateGrad stream-mismatch warning). The
+    warm-up steps are undone, so the first replay starts from exactly the weights and optimizer
+    state there were before.
 
     Args:
         step: The step; it reads only tensors that stay in place (the static batch).
@@ -122,7 +124,6 @@ class CapturedStep:
 
     def __init__(self, step: Callable[[], None], state: Callable[[], list[torch.Tensor]]) -> None:
         before = [tensor.clone() for tensor in state()]
-        step()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -133,7 +134,7 @@ class CapturedStep:
             for i, tensor in enumerate(state()):
                 tensor.copy_(before[i]) if i < len(before) else tensor.zero_()
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, stream=side):
             step()
 
     def replay(self) -> None:
