@@ -49,6 +49,7 @@ Q_MEAN = "q_mean"
 TD_ERROR_ABS_MEAN = "td_error_abs_mean"
 UPDATES = "num_gradient_updates"
 UPDATES_LIFETIME = "num_gradient_updates_lifetime"
+CUDA_GRAPH = "cuda_graph"  # 1 when the updates were replayed from a CUDA graph
 UPDATES_PER_SECOND = "gradient_updates_per_second"
 TARGET_UPDATES = "num_target_updates_lifetime"
 GRADIENT_NORM = "gradient_global_norm"  # before clipping
@@ -105,17 +106,33 @@ def dqn_loss(
     return (batch[WEIGHTS] * per_item).mean(), td_error.detach()
 
 
+def _start_autograd_cuda_worker() -> None:
+    """Run one throwaway backward on the GPU (unrelated tensors), once per process.
+
+    On an H200 with torch 2.11, the first CUDA graph capture of a process failed ("operation
+    would make the legacy stream depend on a capturing blocking stream") when the first backward
+    of the process was part of its warm-up: the parameters' gradient-accumulation nodes were
+    tied to the default stream, which a capture cannot wait on. Captures in processes that had
+    run a backward before worked, as did torch's recipe in bench/gpu_dqn.py after eager steps.
+    """
+    if getattr(_start_autograd_cuda_worker, "done", False):
+        return
+    probe = torch.ones(1, device="cuda", requires_grad=True)
+    (probe * 2.0).sum().backward()
+    torch.cuda.synchronize()
+    _start_autograd_cuda_worker.done = True  # type: ignore[attr-defined]
+
+
 class CapturedStep:
     """A training step captured once as a CUDA graph; `replay()` runs it again.
 
     torch's recipe: a few eager steps on a side stream (they allocate the optimizer's state and
-    let cuDNN pick its kernels), then the capture, here on that same stream. Autograd may keep a
-    parameter's gradient-accumulation node from an earlier step, and the node remembers the
-    stream it was made on; captured on another stream, backward then syncs with that one, which
-    a capture forbids (seen on an H200, torch 2.11: the first capture of a process failed with
-    cudaErrorStreamCaptureInvalidated after an AccumulateGrad stream-mismatch warning). The
-    warm-up steps are undone, so the first replay starts from exactly the weights and optimizer
-    state there were before.
+    let cuDNN pick its kernels), then the capture, here on that same stream: a parameter's
+    gradient-accumulation node remembers the stream it was made on, and a backward captured on
+    another stream would have to sync with it. Where torch offers it, stale streams of such
+    nodes are also redirected to the capture (`set_override_stale_capture_stream`). The warm-up
+    steps are undone, so the first replay starts from exactly the weights and optimizer state
+    there were before.
 
     Args:
         step: The step; it reads only tensors that stay in place (the static batch).
@@ -123,6 +140,7 @@ class CapturedStep:
     """
 
     def __init__(self, step: Callable[[], None], state: Callable[[], list[torch.Tensor]]) -> None:
+        _start_autograd_cuda_worker()
         before = [tensor.clone() for tensor in state()]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -133,9 +151,16 @@ class CapturedStep:
         with torch.no_grad():  # undo: tensors that did not exist yet restart from zero
             for i, tensor in enumerate(state()):
                 tensor.copy_(before[i]) if i < len(before) else tensor.zero_()
+        override = getattr(torch.autograd.graph, "set_override_stale_capture_stream", None)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, stream=side):
-            step()
+        try:
+            if override is not None:
+                override(True)
+            with torch.cuda.graph(self.graph, stream=side):
+                step()
+        finally:
+            if override is not None:
+                override(False)
 
     def replay(self) -> None:
         self.graph.replay()
@@ -162,7 +187,7 @@ class DQNTorchLearner(TorchLearner):
         self._host: dict[str, list[dict[str, np.ndarray]]] = {}  # host buffers, as numpy
         self._pinned: dict[str, list[dict[str, torch.Tensor]]] = {}  # the same, as tensors
         self._copied: dict[str, list[Any]] = {}  # CUDA events: host buffer copied
-        self._graphs: dict[str, CapturedStep] = {}
+        self._graphs: dict[str, CapturedStep | None] = {}
         self._trained: dict[str, list[torch.nn.Parameter]] = {}  # parameters with gradients
         self._samplers: dict[tuple[Any, ...], SharedSampler | None] = {}
 
@@ -266,13 +291,24 @@ class DQNTorchLearner(TorchLearner):
                 moments = [v for v in moments if isinstance(v, torch.Tensor)]
                 return [self._stat_sums[module_id], *params, *moments]
 
+            self._graphs[module_id] = self._capture(module_id, state)
+        captured = self._graphs[module_id]
+        if captured is None:  # the capture failed: eager steps, as on the CPU
+            self._gradient_step(module_id)
+        else:
+            captured.replay()
+
+    def _capture(
+        self, module_id: str, state: Callable[[], list[torch.Tensor]]
+    ) -> CapturedStep | None:
+        """The step as a CUDA graph; None (eager steps from then on) if it cannot be captured."""
+        for attempt in (1, 2):
             try:
-                captured = CapturedStep(lambda: self._gradient_step(module_id), state)
-            except RuntimeError as error:  # seen once per process at most: capture again
-                logger.warning("capturing the update as a CUDA graph again after: %s", error)
-                captured = CapturedStep(lambda: self._gradient_step(module_id), state)
-            self._graphs[module_id] = captured
-        self._graphs[module_id].replay()
+                return CapturedStep(lambda: self._gradient_step(module_id), state)
+            except RuntimeError as error:
+                logger.warning("CUDA graph capture %d of 2 failed: %s", attempt, error)
+        logger.warning("updating eagerly: the update could not be captured as a CUDA graph")
+        return None
 
     # ---- the replay loop ---------------------------------------------------------------------
 
@@ -308,6 +344,8 @@ class DQNTorchLearner(TorchLearner):
         for key, value in ((QF_LOSS, loss), (Q_MEAN, q_mean), (TD_ERROR_ABS_MEAN, td_abs)):
             self.metrics.log_value((module_id, key), value, window=1)
         self.metrics.log_value((ALL_MODULES, GRADIENT_NORM), norm, window=1)
+        graphed = self._graphs.get(module_id) is not None
+        self.metrics.log_value((module_id, CUDA_GRAPH), float(graphed), window=1)
         self.metrics.log_value((module_id, UPDATES), num_updates, reduce="sum")
         self.metrics.log_value((module_id, UPDATES_LIFETIME), num_updates, reduce="lifetime_sum")
         self.metrics.log_value((module_id, UPDATES_PER_SECOND), num_updates / max(elapsed, 1e-9))

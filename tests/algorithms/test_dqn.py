@@ -20,6 +20,7 @@ from algorithms.common.replay import Replay
 from algorithms.common.replay_chunks import VectorChunks, episode_chunk
 from algorithms.dqn import PRESETS, DQNConfig, learner_gpus
 from algorithms.dqn_learner import (
+    CUDA_GRAPH,
     GRADIENT_NORM,
     QF_LOSS,
     UPDATES,
@@ -321,6 +322,7 @@ def test_the_learner_loop_trains_on_its_own_draws_and_reports_once_per_call() ->
             and module[UPDATES_PER_SECOND] > 0
         )
         assert np.isfinite(result[ALL_MODULES][GRADIENT_NORM])
+        assert module[CUDA_GRAPH] == 0.0  # eager on the CPU
         assert any(not np.allclose(before[k], after[k]) for k in before if k.startswith("q_net"))
         for key in before:  # the target net moves only at `update_target`
             if key.startswith("target_q_net"):
@@ -369,5 +371,7 @@ def test_cuda_graph_updates_give_the_eager_updates_weights(env_id: str) -> None:
             torch.testing.assert_close(_weights(graphed)[key], value, rtol=1e-4, atol=1e-5)
         losses = [results[name][DEFAULT_MODULE_ID][QF_LOSS] for name in ("graph", "eager")]
         assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+        graphed = [results[name][DEFAULT_MODULE_ID][CUDA_GRAPH] for name in ("graph", "eager")]
+        assert graphed == [1.0, 0.0]  # the first really replayed a captured graph
     finally:
         replay.kill()
