@@ -38,7 +38,8 @@ from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from torch.nn import functional
 
 from algorithms.common.gradients import clean_and_clip_in_place
-from algorithms.common.replay import Replay, SharedSampler
+from algorithms.common.replay import Replay
+from algorithms.common.replay_sampler import SharedSampler
 from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES, DQNTorchRLModule
 
 logger = logging.getLogger(__name__)
