@@ -183,14 +183,14 @@ def compare(env_id: str, updates: int, rounds: int, threads: int, gpus: int = 0)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cartpole-updates", type=int, default=2000, help="per round")
+    parser.add_argument("--cartpole-updates", type=int, default=500, help="per round")
     parser.add_argument("--breakout-updates", type=int, default=100, help="per round")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--out", default="bench/results/dqn_learners.json")
     parser.add_argument("--as-test", action="store_true")
     args = parser.parse_args()
     if args.as_test:
-        args.rounds, args.cartpole_updates, args.breakout_updates = 2, 500, 30
+        args.rounds, args.cartpole_updates, args.breakout_updates = 2, 200, 30
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     envs.register_with_ray()
