@@ -177,6 +177,7 @@ def main() -> None:
     if args.as_test:
         args.capacity, args.fill, args.played, args.seconds = 100_000, 10_000, 2_048, 8.0
 
+    torch.set_num_threads(1)  # as the DQN learner runs: one intra-op thread per learner CPU
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     calls = breakout_fragments(args.played)
     memory = memory_per_transition(calls, args.capacity, args.fill)
