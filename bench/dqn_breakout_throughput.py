@@ -24,9 +24,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402
 from algorithms.dqn import DQNConfig  # noqa: E402
+from bench.records import machine, report  # noqa: E402
 
 BREAKOUT = "rldojo/Breakout-v0"
 TARGET = 1.0
@@ -170,7 +168,7 @@ def main() -> None:
     raw = medians["raw_python_loop"]
     result = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, no GPU",
+        "machine": machine(),
         "envs_per_process": args.envs,
         "fragment": args.fragment,
         "epsilon": 0.1,
@@ -181,13 +179,8 @@ def main() -> None:
         "rounds_steps_per_s": {n: [round(x, 1) for x in v] for n, v in rates.items()},
         "replay_transitions_added": {name: int(s["added"]) for name, s in replays.items()},
     }
-    print(json.dumps(result, indent=1))
-    if args.as_test:
-        assert result["ratio_to_raw_python_loop"]["rldojo_sampling"] >= TARGET, result
-        return
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    ok = result["ratio_to_raw_python_loop"]["rldojo_sampling"] >= TARGET
+    report(result, args.out, as_test=args.as_test, ok=ok)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,10 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402
 from algorithms.dqn import DQNConfig  # noqa: E402
+from bench.records import machine, report  # noqa: E402
 
 BREAKOUT, CARTPOLE = "rldojo/Breakout-v0", "CartPole-v1"
 BATCH = {BREAKOUT: 32, CARTPOLE: 64}
 TARGETS = {CARTPOLE: 3.0, BREAKOUT: 1.28}  # rldojo's updates/s over RLlib's
+NETS = {"cartpole_mlp": CARTPOLE, "breakout_cnn": BREAKOUT}  # result key -> env
 
 Updates = Callable[[int], None]  # run n updates
 
@@ -196,20 +196,14 @@ def main() -> None:
     envs.register_with_ray()
     result = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, no GPU",
+        "machine": machine(),
         "torch_threads": args.threads,
         "cartpole_mlp": compare(CARTPOLE, args.cartpole_updates, args.rounds, args.threads),
         "breakout_cnn": compare(BREAKOUT, args.breakout_updates, args.rounds, args.threads),
     }
     ray.shutdown()
-    print(json.dumps(result, indent=1))
-    if args.as_test:
-        assert result["cartpole_mlp"]["ratio"] >= TARGETS[CARTPOLE], result
-        assert result["breakout_cnn"]["ratio"] >= TARGETS[BREAKOUT], result
-        return
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    ok = all(result[net]["ratio"] >= TARGETS[env] for net, env in NETS.items())
+    report(result, args.out, as_test=args.as_test, ok=ok)
 
 
 if __name__ == "__main__":

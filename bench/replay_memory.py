@@ -23,9 +23,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,6 +40,7 @@ import envs  # noqa: E402
 from algorithms.common.replay import Replay  # noqa: E402
 from algorithms.common.replay_chunks import VectorChunks  # noqa: E402
 from algorithms.common.replay_sampler import SharedSampler  # noqa: E402
+from bench.records import machine, report  # noqa: E402
 
 BYTES_TARGET = 7_333
 MINIBATCHES_TARGET = 1_200
@@ -192,7 +191,7 @@ def main() -> None:
 
     result = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, no GPU",
+        "machine": machine(),
         "memory": memory,
         "batch_size": BATCH,
         "writers": f"2 processes, each {ENVS} episodes x {FRAGMENT} steps per call",
@@ -200,18 +199,12 @@ def main() -> None:
         "shared_memory_reads": shared,
         "through_the_actor_8_per_round_trip": via_actor,
     }
-    print(json.dumps(result, indent=1))
     ok = (
         memory["allocated_bytes_per_transition"] <= BYTES_TARGET
         and shared["minibatches_per_s"] >= MINIBATCHES_TARGET
         and shared["transitions_added_per_s"] >= WRITE_TARGET
     )
-    if args.as_test:
-        assert ok, result
-        return
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    report(result, args.out, as_test=args.as_test, ok=ok)
 
 
 if __name__ == "__main__":

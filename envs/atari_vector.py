@@ -72,22 +72,15 @@ class AtariVector(gym.vector.VectorEnv):
         num_threads: int = 1,
         render_mode: str | None = None,
     ) -> None:
-        """Start `num_envs` games; the arguments are `make_atari`'s.
+        """Start `num_envs` games of `envs.atari.make_atari(game, **the other arguments)`.
 
         Args:
             game: An ALE id ("ALE/Pong-v5") or a game name ("Pong").
             num_envs: Games stepped together.
-            frame_skip: Raw frames per agent step.
-            screen_size: Side of the square grayscale frame.
-            frame_stack: Frames per observation.
-            fire_starts: Random start of up to this many frames (0: none).
-            clip_rewards: Clip rewards to [-1, 1] (the raw reward stays in `info["raw_reward"]`).
-            terminal_on_life_loss: End the episode at every life loss; the game goes on.
-            fire_on_life_loss: Play FIRE on the step after a life loss.
-            three_actions: The book's (FIRE, RIGHT, LEFT); None: True for Breakout only.
-            max_episode_steps: Truncate a game after this many agent steps.
             num_threads: C++ threads stepping the games (one per CPU the process may use).
             render_mode: Only None: render through the Gymnasium pipeline (`make_atari`).
+            **the others**: As `make_atari`; `fire_starts` bounds ale-py's random start (one
+                FIRE, then up to `fire_starts - 1` NOOP frames).
 
         Raises:
             ValueError: for an unknown game or an out-of-range argument.
