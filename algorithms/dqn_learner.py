@@ -409,7 +409,12 @@ class DQNTorchLearner(TorchLearner):
         return buffers
 
     def _stage(self, module_id: str, minibatch: dict[str, np.ndarray], slot: int | None) -> None:
-        """Copy a minibatch into the static device batch (without blocking from pinned memory)."""
+        """Put a minibatch where the step reads it: on the CPU our host buffer itself (no copy),
+        on a GPU a copy into the static batch the graph reads (without blocking when pinned)."""
+        ours = self._pinned[module_id][slot] if slot is not None else None
+        if self._device.type == "cpu" and ours is not None:
+            self._batches[module_id] = {column: ours[key] for key, column in COLUMNS.items()}
+            return
         static = self._batches.get(module_id)
         if static is None or len(static[Columns.ACTIONS]) != len(minibatch["actions"]):
             static = self._batches[module_id] = {
@@ -419,8 +424,7 @@ class DQNTorchLearner(TorchLearner):
                 for key, column in COLUMNS.items()
             }
             self._graphs.pop(module_id, None)  # a new batch shape needs a new graph
-        ours = self._pinned[module_id][slot] if slot is not None else None
-        for key, column in COLUMNS.items():  # from our (pinned) buffers without blocking
+        for key, column in COLUMNS.items():
             host = ours[key] if ours else torch.from_numpy(np.ascontiguousarray(minibatch[key]))
             static[column].copy_(host, non_blocking=ours is not None)
         if slot is not None and self._copied.get(module_id):

@@ -8,9 +8,10 @@
 2. Throughput, both at once for `--seconds`: 2 writer processes push chunks as EnvRunners do
    (8 episodes x 32 steps per call, paced to `--write-rate` transitions/s together) while one
    learner-side consumer in this process draws minibatches of 32 as fast as it can, as the
-   learner loop does: `SharedSampler.sample_into` (a gather from the rings in shared memory)
-   into a reused buffer, then a copy into a torch batch. The same for the old path, minibatches
-   asked from the actor in chunks of 8 per round trip (`Replay.sample_async`), in the same run.
+   CPU learner loop does: `SharedSampler.sample_into` (a gather from the rings in shared memory)
+   into a reused buffer that torch tensors view (no copy). The same for the old path,
+   minibatches asked from the actor in chunks of 8 per round trip (`Replay.sample_async`),
+   viewed in place in Ray's object store, in the same run.
 
 Targets (issue 13): >= 1,200 minibatches of 32 per second to one learner while accepting
 >= 5,000 transitions/s; <= 7.3 KB per transition (the 7,333 B of issue 8).
@@ -95,12 +96,11 @@ class Writer:
 
 
 def consume(replay: Replay, seconds: float, shared: bool) -> dict[str, float]:
-    """Minibatches of 32 drawn for `seconds` as the learner draws them, copied to torch."""
+    """Minibatches of 32 drawn for `seconds` as the learner draws them, as torch tensors."""
     sampler = SharedSampler.connect(replay, seed=0) if shared else None
     if shared and sampler is None:
         raise RuntimeError("the replay's shared memory is not readable from here")
     buffer = sampler.empty_batch(BATCH) if sampler else replay.sample(BATCH)
-    static = {key: torch.from_numpy(np.array(value)) for key, value in buffer.items()}
     latencies, pending = [], None if sampler else replay.sample_async(BATCH, count=8)
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -110,9 +110,8 @@ def consume(replay: Replay, seconds: float, shared: bool) -> dict[str, float]:
             batches = [buffer]
         else:  # through the actor: the next chunk is asked for while this one is used
             batches, pending = replay.collect(pending), replay.sample_async(BATCH, count=8)
-        for batch in batches:
-            for key, tensor in static.items():
-                tensor.copy_(torch.from_numpy(batch[key]))
+        tensors = [{key: torch.from_numpy(v) for key, v in batch.items()} for batch in batches]
+        assert all(t["obs"].shape == (BATCH, 4, 84, 84) for t in tensors)
         latencies.append((time.perf_counter() - t) * 1000 / len(batches))
     elapsed = time.perf_counter() - start
     return {
