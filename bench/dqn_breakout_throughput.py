@@ -128,7 +128,7 @@ def alternate(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--envs", type=int, default=16, help="envs per EnvRunner / raw process")
+    parser.add_argument("--envs", type=int, default=32, help="envs per EnvRunner / raw process")
     parser.add_argument("--fragment", type=int, default=32, help="steps per env and call")
     parser.add_argument("--seconds", type=float, default=20.0, help="per contender and round")
     parser.add_argument("--rounds", type=int, default=3)
