@@ -26,7 +26,7 @@ Beyond the book (all off in the book presets): `double_q`, `dueling`, `n_step`,
 Deviations from the book, and why:
 - The target copy and the epsilon decay are counted in env steps after the warm-up; the
   updates are batched per rollout fragment (`rollout_fragment_length` steps, then as many
-  gradient steps), not interleaved one by one. On Atari each EnvRunner steps 8 games at once
+  gradient steps), not interleaved one by one. On Atari each EnvRunner steps 32 games at once
   in ale-py's C++ vector env (`envs/atari_vector.py`) with bfloat16 greedy actions where the CPU
   multiplies bfloat16 natively (`acting_dtype="auto"`); `gym_env_vectorize_mode="sync"` and
   `acting_dtype="float32"` give back the Gymnasium pipeline and float32 acting.
@@ -140,11 +140,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_step": 1,
         "prioritized_replay": False,
         "life_loss_terminal": True,
-        # The book steps one game and updates after every step. Here each EnvRunner steps 8
-        # games in ale-py's C++ vector env for 16 steps, then the learner takes as many updates
-        # as env steps were taken: the book's ratio, in batches that keep the machine busy.
-        "rollout_fragment_length": 16,
-        "num_envs_per_env_runner": 8,
+        # The book steps one game and updates after every step. Here each EnvRunner steps 32
+        # games in ale-py's C++ vector env for 8 steps, then the learner takes as many updates
+        # as env steps were taken: the book's ratio, in batches that keep the machine busy
+        # (bench/results/dqn_breakout_throughput.md).
+        "rollout_fragment_length": 8,
+        "num_envs_per_env_runner": 32,
         "gym_env_vectorize_mode": "vector_entry_point",
         "acting_dtype": "auto",  # bfloat16 on CPUs that have it: half the CNN's time
         "overlap_sampling": False,

@@ -10,7 +10,7 @@ Contenders, each given `--seconds` per round on the same 2 CPUs, round after rou
   `--fragment` steps per call, acting through the Q-network with epsilon 0.1 (bfloat16 greedy
   actions where the CPU has them: preset "book_breakout"), every transition pushed to the replay
   actor; learning switched off by an unreachable warm-up;
-- the same with preset "book_breakout" as a user gets it (8 games x 16-step fragments);
+- the same with preset "book_breakout" as a user gets it (32 games x 8-step fragments);
 - the same through the Gymnasium pipeline (`gym_env_vectorize_mode="sync"`, RLlib's own
   sampling loop), the reference and what the preset ran before issue 13.
 

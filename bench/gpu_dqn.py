@@ -11,7 +11,7 @@ Sections, in this order, each recorded with the seconds it took:
 3. Learner updates/s at batch 32, alternating rounds, median: rldojo's DQN learner (CUDA graph,
    the default on a GPU), the same with `cuda_graph=False`, and RLlib's DQN learner (what its
    `training_step` does per update), all on the same GPU, each drawing from its own replay.
-4. End to end: rldojo `dqn`, preset "book_breakout" (8 games per EnvRunner, 16-step fragments),
+4. End to end: rldojo `dqn`, preset "book_breakout" (32 games per EnvRunner, 8-step fragments),
    `--runners` EnvRunners, the GPU learner, epsilon fixed at 0.1 (the network acts for 90 % of
    the steps), sampling overlapped with learning, at 1.0 and 0.25 updates per env step: env
    steps/s and updates/s after the warm-up.

@@ -88,10 +88,10 @@ def test_config_defaults_presets_and_validation() -> None:
         "huber",
     )
     assert atari.life_loss_terminal and atari.grad_clip == 10.0
-    # Atari games step in ale-py's C++ vector env, 8 per EnvRunner, at the book's update ratio.
+    # Atari games step in ale-py's C++ vector env, 32 per EnvRunner, at the book's update ratio.
     assert (atari.gym_env_vectorize_mode, atari.num_envs_per_env_runner) == (
         "vector_entry_point",
-        8,
+        32,
     )
     assert atari.updates_per_env_step == 1.0 and atari.acting_dtype == "auto"
     reference = (
@@ -181,16 +181,19 @@ def test_one_iteration_on_cartpole_and_checkpoint_round_trip(tmp_path) -> None:
 
 @pytest.mark.usefixtures("ray_local")
 @pytest.mark.parametrize(
-    ("env_id", "env_config"),
+    ("env_id", "env_config", "vectorize"),
     [
         # A life loss ends the episode, so a 150-step iteration finishes some and reports returns.
-        ("rldojo/Breakout-v0", {"terminal_on_life_loss": True}),
-        # Another ALE game through the same pipeline, as a user names it; games cut at 20 steps
-        # (the preset steps 8 games per EnvRunner, each about 20 steps in an iteration).
-        ("rldojo/Atari-v0", {"game": "Pong", "max_episode_steps": 20}),
+        ("rldojo/Breakout-v0", {"terminal_on_life_loss": True}, "vector_entry_point"),
+        # The same through the reference Gymnasium pipeline and RLlib's own sampling loop.
+        ("rldojo/Breakout-v0", {"terminal_on_life_loss": True}, "sync"),
+        # Another ALE game through the same pipeline, as a user names it; games cut at 20 steps.
+        ("rldojo/Atari-v0", {"game": "Pong", "max_episode_steps": 20}, "vector_entry_point"),
     ],
 )
-def test_one_iteration_on_atari_with_a_small_replay(env_id: str, env_config: dict) -> None:
+def test_one_iteration_on_atari_with_a_small_replay(
+    env_id: str, env_config: dict, vectorize: str
+) -> None:
     config = (
         DQNConfig()
         .environment(env_id, env_config=env_config)
@@ -200,6 +203,11 @@ def test_one_iteration_on_atari_with_a_small_replay(env_id: str, env_config: dic
             train_batch_size_per_learner=8,
             updates_per_env_step=0.25,
             target_update_freq=50,
+            # 2 games for 64 steps per sampling call (the preset: 32 for 8), so that some
+            # episodes end within the iteration and report their returns.
+            num_envs_per_env_runner=2,
+            rollout_fragment_length=64,
+            gym_env_vectorize_mode=vectorize,  # type: ignore[arg-type]
         )
         .reporting(min_sample_timesteps_per_iteration=150)
         .debugging(seed=0)
@@ -211,6 +219,7 @@ def test_one_iteration_on_atari_with_a_small_replay(env_id: str, env_config: dic
         assert np.isfinite(result[f"{metrics.LEARNER}/{QF_LOSS}"])
         stats = algo.replay_stats()
         assert stats["size"] >= 100
+        assert stats["added"] == result[metrics.ENV_STEPS]  # every step reached the replay
         # Frames are stored once: about one 84x84 frame per env step, not four.
         assert stats["frames_written"] <= stats["added"] + 4 * (result[metrics.EPISODES] + 1)
         module = algo.get_module(DEFAULT_MODULE_ID)
