@@ -15,6 +15,9 @@ from it, and the driver only tells them when. `preset` picks the book's settings
   1M steps, a lost life is terminal for the targets.
 - "tuned_cartpole" (not the book): double Q, dueling head, 3-step returns, 128-128 MLP, replay
   50,000, 0.5 updates per env step, sampling overlapped with learning; see bench/dqn_cartpole.py.
+- "gpu_breakout" (not the book): "book_breakout" with batch 128 at 0.25 updates per env step
+  (the book's 32 replayed transitions per env step in a quarter of the updates) and sampling
+  overlapped with learning: for a GPU learner, where a batch of 32 leaves it launch-bound.
 - "auto" (the default): "book_breakout" for Atari env ids, otherwise "book_cartpole".
 
 Beyond the book (all off in the book presets): `double_q`, `dueling`, `n_step`,
@@ -23,7 +26,10 @@ Beyond the book (all off in the book presets): `double_q`, `dueling`, `n_step`,
 Deviations from the book, and why:
 - The target copy and the epsilon decay are counted in env steps after the warm-up; the
   updates are batched per rollout fragment (`rollout_fragment_length` steps, then as many
-  gradient steps), not interleaved one by one.
+  gradient steps), not interleaved one by one. On Atari each EnvRunner steps 32 games at once
+  in ale-py's C++ vector env (`envs/atari_vector.py`) with bfloat16 greedy actions where the CPU
+  multiplies bfloat16 natively (`acting_dtype="auto"`); `gym_env_vectorize_mode="sync"` and
+  `acting_dtype="float32"` give back the Gymnasium pipeline and float32 acting.
 - A time-limit truncation bootstraps from the last observation; the book treats CartPole's
   500-step cut as terminal (book section 8, item 6). The book's CartPole reward shaping (-100
   on failure) is not applied: DQN learns on the environment's own reward.
@@ -55,7 +61,9 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
-from algorithms.common.replay import Replay, ReplayEnvRunner
+from algorithms.common.q_network import ACTING_DTYPES
+from algorithms.common.replay import Replay
+from algorithms.common.replay_env_runner import ReplayEnvRunner
 from algorithms.common.schedules import EpsilonSchedule
 from algorithms.dqn_learner import DQNTorchLearner
 from algorithms.dqn_rl_module import DQNTorchRLModule
@@ -68,8 +76,10 @@ EPSILON = "epsilon"
 REPLAY_SIZE = "replay_size"
 SAMPLE_TAG = "sample_to_replay"  # tags the overlapped sampling calls
 
-Preset = Literal["auto", "book_cartpole", "book_breakout", "tuned_cartpole"]
+Preset = Literal["auto", "book_cartpole", "book_breakout", "tuned_cartpole", "gpu_breakout"]
 ATARI_ENV_IDS = ("rldojo/Breakout-v0", "rldojo/Atari-v0")
+# Preset and `training()` keys that RLlib keeps in its EnvRunner settings.
+ENV_RUNNER_KEYS = ("rollout_fragment_length", "num_envs_per_env_runner", "gym_env_vectorize_mode")
 
 # ---- the named presets -----------------------------------------------------------------------
 
@@ -101,6 +111,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "life_loss_terminal": False,
         "rollout_fragment_length": 4,
         "num_envs_per_env_runner": 1,
+        "gym_env_vectorize_mode": "sync",
+        "acting_dtype": "float32",
         "overlap_sampling": False,
     },
     "book_breakout": {  # book 6.2, revised edition (v2)
@@ -128,8 +140,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_step": 1,
         "prioritized_replay": False,
         "life_loss_terminal": True,
-        "rollout_fragment_length": 4,
-        "num_envs_per_env_runner": 1,
+        # The book steps one game and updates after every step. Here each EnvRunner steps 32
+        # games in ale-py's C++ vector env for 8 steps, then the learner takes as many updates
+        # as env steps were taken: the book's ratio, in batches that keep the machine busy
+        # (bench/results/dqn_breakout_throughput.md).
+        "rollout_fragment_length": 8,
+        "num_envs_per_env_runner": 32,
+        "gym_env_vectorize_mode": "vector_entry_point",
+        "acting_dtype": "auto",  # bfloat16 on CPUs that have it: half the CNN's time
         "overlap_sampling": False,
     },
 }
@@ -151,6 +169,17 @@ PRESETS["tuned_cartpole"] = {
     "dueling": True,
     "n_step": 3,
     "rollout_fragment_length": 32,
+    "overlap_sampling": True,
+}
+# On a GPU the update of the book's batch of 32 is launch-bound even as a CUDA graph: on an
+# H200 it ran 1,559 updates/s at batch 32 and 913 at batch 128, i.e. 50k vs 117k transitions
+# per second (bench/results/gpu_dqn.json). This preset replays the book's 32 transitions per
+# env step as a quarter of the updates, each 4 times as large, and overlaps sampling with
+# learning. Not the book; its learning curve is not benchmarked yet.
+PRESETS["gpu_breakout"] = {
+    **PRESETS["book_breakout"],
+    "train_batch_size_per_learner": 128,
+    "updates_per_env_step": 0.25,
     "overlap_sampling": True,
 }
 
@@ -223,6 +252,8 @@ class DQNConfig(AlgorithmConfig):
         self.life_loss_terminal = False  # a lost life ends the targets' bootstrap (6.2: True)
         self.checkpoint_replay = True  # save the replay memory's contents in checkpoints
         self.overlap_sampling = False  # EnvRunners sample while the learner learns
+        self.cuda_graph = True  # on a GPU, replay each update from a captured CUDA graph
+        self.acting_dtype = "float32"  # precision of the EnvRunners' greedy actions
         self.num_gpus_per_learner = "auto"  # type: ignore[assignment]  # 1 with a GPU, else 0
         self.num_env_runners = 1  # EnvRunner processes; they push to the replay actor
         self.rollout_fragment_length = 4  # env steps per env and iteration step
@@ -251,7 +282,7 @@ class DQNConfig(AlgorithmConfig):
         for key, value in PRESETS[name].items():
             if key in self._explicit:
                 continue
-            if key in ("rollout_fragment_length", "num_envs_per_env_runner"):
+            if key in ENV_RUNNER_KEYS:
                 self.env_runners(**{key: value})
             else:
                 setattr(self, key, list(value) if isinstance(value, list) else value)
@@ -289,14 +320,17 @@ class DQNConfig(AlgorithmConfig):
         life_loss_terminal: bool | None = None,
         checkpoint_replay: bool | None = None,
         overlap_sampling: bool | None = None,
+        cuda_graph: bool | None = None,
+        acting_dtype: Literal["float32", "bfloat16", "auto"] | None = None,
         rollout_fragment_length: int | None = None,
         num_envs_per_env_runner: int | None = None,
+        gym_env_vectorize_mode: Literal["sync", "async", "vector_entry_point"] | None = None,
         **kwargs: Any,
     ) -> Self:
         """Sets DQN's hyperparameters; a `preset` is applied first, then the other values.
 
         Args:
-            preset: Named settings: auto, book_cartpole, book_breakout or tuned_cartpole.
+            preset: Named settings (see the module docstring), or auto: the env's book preset.
             gamma: Discount factor of future rewards.
             lr: Learning rate of the optimizer.
             train_batch_size_per_learner: Transitions per minibatch and gradient step.
@@ -326,8 +360,13 @@ class DQNConfig(AlgorithmConfig):
             life_loss_terminal: Treat an Atari life loss as terminal for the targets.
             checkpoint_replay: Save the replay memory's contents with each checkpoint.
             overlap_sampling: Let remote EnvRunners sample the next fragment during updates.
+            cuda_graph: On a GPU learner, capture the update once as a CUDA graph and replay it.
+            acting_dtype: Precision of the EnvRunners' greedy actions (auto: bfloat16 if native).
             rollout_fragment_length: Env steps per env between learning phases.
             num_envs_per_env_runner: Environments stepped together by each EnvRunner.
+            gym_env_vectorize_mode: How EnvRunners step their envs: "vector_entry_point" (the
+                Atari ids: ale-py's C++ vector env) or Gymnasium's "sync" vector of single envs
+                (the reference Atari pipeline).
 
         Returns:
             This config.
@@ -342,7 +381,7 @@ class DQNConfig(AlgorithmConfig):
                 self._apply_preset(preset)
         for key, value in given.items():
             self._explicit.add(key)
-            if key in ("rollout_fragment_length", "num_envs_per_env_runner"):
+            if key in ENV_RUNNER_KEYS:
                 self.env_runners(**{key: value})
             else:
                 setattr(self, key, value)
@@ -367,6 +406,7 @@ class DQNConfig(AlgorithmConfig):
             "hidden_sizes": all(size >= 1 for size in self.hidden_sizes),
             "loss": self.loss in ("huber", "mse"),
             "optimizer_type": self.optimizer_type in ("adam", "rmsprop"),
+            "acting_dtype": self.acting_dtype in ACTING_DTYPES,
             "preset": self.preset in ("auto", *PRESETS),
         }
         for key, ok in checks.items():
@@ -397,6 +437,7 @@ class DQNConfig(AlgorithmConfig):
                 "dueling": self.dueling,
                 "init": self.init,
                 "epsilon": self.epsilon_initial,
+                "acting_dtype": self.acting_dtype,
             },
         )
 

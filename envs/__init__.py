@@ -55,8 +55,19 @@ _register(
     max_episode_steps=500,
     reward_threshold=475.0,
 )
-_register("rldojo/Breakout-v0", "envs.atari:make_breakout")
-_register("rldojo/Atari-v0", "envs.atari:make_atari", kwargs={"three_actions": False})
+# Atari ids also have a vector entry point: `gym.make_vec(id, num_envs,
+# vectorization_mode="vector_entry_point")` steps the games in ale-py's C++ threads.
+_register(
+    "rldojo/Breakout-v0",
+    "envs.atari:make_breakout",
+    vector_entry_point="envs.atari_vector:make_breakout_vector",
+)
+_register(
+    "rldojo/Atari-v0",
+    "envs.atari:make_atari",
+    vector_entry_point="envs.atari_vector:make_atari_vector",
+    kwargs={"three_actions": False},
+)
 
 
 def make(env_id: str, env_config: dict[str, Any] | None = None, **kwargs: Any) -> gym.Env:
@@ -71,9 +82,19 @@ def make(env_id: str, env_config: dict[str, Any] | None = None, **kwargs: Any) -
     return gym.make(env_id, **(env_config or {}), **kwargs)
 
 
-def make_for_rllib(env_id: str, env_context: dict[str, Any]) -> gym.Env:
-    """RLlib's env creator: EnvRunner processes import `envs` here, so the ids exist there too."""
-    return make(env_id, dict(env_context))
+def make_for_rllib(env_id: str, env_context: dict[str, Any]) -> gym.Env | gym.vector.VectorEnv:
+    """RLlib's env creator: EnvRunner processes import `envs` here, so the ids exist there too.
+
+    With `gym_env_vectorize_mode="vector_entry_point"` RLlib adds `num_envs` to the context and
+    wants the whole vector: the id's own vector entry point where it has one (the Atari ids),
+    else Gymnasium's synchronous vector of single envs.
+    """
+    config = dict(env_context)
+    if "num_envs" not in config:
+        return make(env_id, config)
+    num_envs = config.pop("num_envs")
+    mode = "vector_entry_point" if gym.registry[env_id].vector_entry_point else "sync"
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **config)
 
 
 def register_with_ray() -> None:

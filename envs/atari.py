@@ -78,6 +78,19 @@ def resolve_game(game: str) -> str:
     return spec.id
 
 
+def check_atari_arguments(**counts: Any) -> None:
+    """Raise a ValueError naming the first count that is not an integer in range.
+
+    Args:
+        **counts: frame_skip, screen_size, frame_stack, max_episode_steps (>= 1) and
+            fire_starts (>= 0), as passed to `make_atari`.
+    """
+    for name, value in counts.items():
+        least = 0 if name == "fire_starts" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
 def make_atari(
     game: str = BREAKOUT,
     *,
@@ -121,15 +134,13 @@ def make_atari(
         >>> env.observation_space.shape, env.action_space
         ((4, 84, 84), Discrete(6))
     """
-    for name, value, least in (
-        ("frame_skip", frame_skip, 1),
-        ("screen_size", screen_size, 1),
-        ("frame_stack", frame_stack, 1),
-        ("fire_starts", fire_starts, 0),
-        ("max_episode_steps", max_episode_steps, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    check_atari_arguments(
+        frame_skip=frame_skip,
+        screen_size=screen_size,
+        frame_stack=frame_stack,
+        fire_starts=fire_starts,
+        max_episode_steps=max_episode_steps,
+    )
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
     env_id = resolve_game(game)

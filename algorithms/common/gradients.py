@@ -56,3 +56,32 @@ def clean_and_clip(
     if clean_norm > max_norm:
         torch._foreach_mul_(list(gradients.values()), max_norm / (clean_norm + 1e-6))
     return gradients, norm
+
+
+def clean_and_clip_in_place(gradients: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
+    """`clean_and_clip` without a host sync, so that a CUDA graph can capture it.
+
+    The same result: nan/inf entries become 0, then the gradients are scaled by
+    `max_norm / (norm + 1e-6)` where their (clean) global norm exceeds `max_norm`.
+
+    Args:
+        gradients: The gradients, changed in place.
+        max_norm: The global-norm bound; None or 0: no clip.
+
+    Returns:
+        Their global norm before cleaning and clipping, as a 0-d tensor (nan/inf if any was).
+
+    Example:
+        >>> grads = [torch.tensor([3.0, float("nan")]), torch.tensor([4.0])]
+        >>> clean_and_clip_in_place(grads, max_norm=1.0).isnan().item()
+        True
+        >>> [round(x, 3) for g in grads for x in g.tolist()]
+        [0.6, 0.0, 0.8]
+    """
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gradients)))
+    for grad in gradients:
+        torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
+    if max_norm:
+        clean = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gradients)))
+        torch._foreach_mul_(gradients, torch.clamp(max_norm / (clean + 1e-6), max=1.0))
+    return norm

@@ -2,22 +2,26 @@
 
 Data flow (style principle 5; RLlib's `appo_w_shared_data_actor.py` wires a shared actor alike):
 
-    EnvRunner --ReplayChunk--> ReplayMemory actor(s) --minibatch--> Learner
+    EnvRunner --ReplayChunk--> ReplayMemory actor(s) ==rings in shared memory==> Learner
                     (the driver only sends epsilon and receives metrics)
 
-- `ReplayEnvRunner.sample_to_replay` samples with RLlib's own machinery, turns each episode chunk
-  into a compact `ReplayChunk` (`episode_chunk`) and `add`s it to the memory.
+- EnvRunners (`replay_env_runner.py`) send compact episode chunks (`replay_chunks.py`): each
+  new frame once, plus references that rebuild the frame stacks.
 - `ReplayMemory` (run as a Ray actor, one or several shards) assembles n-step transitions and
-  keeps them in fixed-size numpy rings; `sample` returns a training minibatch.
+  keeps them in fixed-size numpy rings; 1M Breakout transitions take about 7.3 GB instead of
+  the 56 GB of stored stack pairs (book section 8, item 11).
+- The rings live in shared memory (`shared_arrays.py`). A learner on the actor's node draws
+  uniform minibatches by reading them itself (`replay_sampler.py`): no round trip, no copy through
+  Ray's object store, so sampling costs the learner one gather per minibatch and the actor
+  nothing. Learners on other nodes, and prioritized replay (whose sum tree lives in the
+  actor), ask the actor for chunks of minibatches instead (`Replay.sample_async`).
 - `Replay` is the small picklable handle that the algorithm gives to EnvRunners and learners:
   it routes an episode to one shard and splits a minibatch over the shards.
 
-Frames are stored once. An observation is a stack of S frames (Atari: S = 4 uint8 84x84 frames,
-oldest first; vectors: S = 1, the frame is the whole observation). Consecutive observations of an
-episode share S - 1 frames, so each step stores one new frame and each transition only S int32
-frame slots for its observation and S for its next observation; the stacks are rebuilt by
-indexing at sampling time. 1M Breakout transitions take about 7.1 GB instead of the 28 GB of
-stored stacks (book section 8, item 11).
+The actor writes while learners read. It publishes, in a small shared header, how far it is
+about to overwrite (before writing) and how many transitions are complete (after writing); a
+reader keeps a drawn row only if no write reached it while it was read, and redraws it
+otherwise (a sequence lock; a restore marks the header odd while it rewrites everything).
 
 n-step returns (1 = the book's DQN) are computed in the memory:
 `R = sum_k gamma^k r_{t+k}` for k < n, stopping after a step that is terminal for the targets
@@ -34,113 +38,43 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import ray
-from gymnasium import spaces
-from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-# ---- the writer side: episode chunks -> compact chunks ---------------------------------------
+from algorithms.common.replay_chunks import ReplayChunk
+from algorithms.common.shared_arrays import SharedArrays
 
-
-class ReplayChunk(TypedDict):
-    """One episode chunk as the EnvRunner sends it (T steps).
-
-    `refs` index the virtual frame list `carry + frames`, where `carry` is the S frames of the
-    last observation the memory holds for this episode (only meaningful when `continues`).
-    """
-
-    episode_id: str
-    continues: bool  # the episode started in an earlier chunk
-    stacked: bool  # observations are (S, ...) frame stacks (else S = 1, frame = observation)
-    frames: np.ndarray  # (F, *frame_shape) frames not sent before
-    refs: np.ndarray  # (T + 1, S) int32 frame references of observations 0..T
-    actions: np.ndarray  # (T,)
-    rewards: np.ndarray  # (T,) float32
-    dones: np.ndarray  # (T,) bool: the step is terminal for the targets (no bootstrap)
-    ended: bool  # the episode ended at the last step (terminated or truncated)
+# The shared header's fields (int64). GENERATION is odd while the memory is being rewritten.
+GENERATION, ADDED, ADDED_RESERVED, FRAMES_RESERVED = range(4)
+TRANSITION_KEYS = ("obs_slots", "next_slots", "oldest", "actions", "rewards", "discounts")
+BATCH_DTYPES = {"actions": np.int64, "rewards": np.float32, "discounts": np.float32}
 
 
-def is_frame_stack(space: spaces.Space) -> bool:
-    """True for image stacks stored frame by frame: uint8 Box of shape (S, H, W)."""
-    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
-
-
-def episode_chunk(episode: Any, *, stacked: bool, life_loss_terminal: bool = False) -> ReplayChunk:
-    """Compact one RLlib `SingleAgentEpisode` chunk for the memory.
-
-    Args:
-        episode: A (numpy'd or not) episode chunk from `EnvRunner.sample`.
-        stacked: Observations are (S, H, W) frame stacks; store each frame once.
-        life_loss_terminal: Steps whose info says `life_lost` are terminal for the targets.
+def gather(
+    arrays: dict[str, np.ndarray],
+    index: np.ndarray,
+    *,
+    stacked: bool,
+    out: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The transitions at ring positions `index`, frame stacks rebuilt (into `out` if given).
 
     Returns:
-        The chunk to `add`.
+        obs and next_obs (B, S, *frame) for stacks, (B, *frame) otherwise; actions, rewards
+        (n-step returns), discounts (B,) and oldest (B,), the first frame serial referenced.
     """
-    obs = np.asarray(episode.get_observations())
-    actions = np.asarray(episode.get_actions())
-    rewards = np.asarray(episode.get_rewards(), dtype=np.float32)
-    dones = np.zeros(len(actions), dtype=bool)
-    if life_loss_terminal:
-        infos = episode.get_infos()[1:]  # infos align with observations; skip the first
-        dones[:] = [bool(info.get("life_lost", False)) for info in infos]
-    if episode.is_terminated:
-        dones[-1] = True
-    continues = episode.t_started > 0
-    frames, refs = _stack_refs(obs, continues) if stacked else _flat_refs(obs, continues)
-    return ReplayChunk(
-        episode_id=str(episode.id_),
-        continues=continues,
-        stacked=stacked,
-        frames=frames,
-        refs=refs,
-        actions=actions,
-        rewards=rewards,
-        dones=dones,
-        ended=bool(episode.is_done),
-    )
-
-
-def _flat_refs(obs: np.ndarray, continues: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Vector observations: each observation is one frame; the carry is the first one."""
-    steps = len(obs)
-    frames = obs[1:] if continues else obs
-    refs = np.arange(1, steps + 1, dtype=np.int32)  # index 0 is the carry
-    if continues:
-        refs = np.concatenate([[0], refs[:-1]]).astype(np.int32)
-    return np.ascontiguousarray(frames), refs[:, None]
-
-
-def _stack_refs(obs: np.ndarray, continues: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Frame stacks: send the newest frame of each step when the stack shifted by one."""
-    steps, size = obs.shape[0], obs.shape[1]
-    # shifted[t]: obs[t + 1] is obs[t] minus its oldest frame plus one new frame.
-    shifted = np.all((obs[1:, :-1] == obs[:-1, 1:]).reshape(steps - 1, -1), axis=1)
-    frames: list[np.ndarray] = []
-    refs = np.empty((steps, size), dtype=np.int32)
-
-    def push_stack(stack: np.ndarray) -> np.ndarray:
-        """Send a whole stack, repeated neighbours (a reset's padding) only once."""
-        out = np.empty(size, dtype=np.int32)
-        for j in range(size):
-            if j > 0 and np.array_equal(stack[j], stack[j - 1]):
-                out[j] = out[j - 1]
-            else:
-                frames.append(stack[j])
-                out[j] = size + len(frames) - 1
-        return out
-
-    refs[0] = np.arange(size) if continues else push_stack(obs[0])
-    for t in range(1, steps):
-        if shifted[t - 1]:
-            frames.append(obs[t, -1])
-            refs[t, :-1] = refs[t - 1, 1:]
-            refs[t, -1] = size + len(frames) - 1
-        else:
-            refs[t] = push_stack(obs[t])
-    stacked = np.stack(frames) if frames else np.empty((0, *obs.shape[2:]), dtype=obs.dtype)
-    return stacked, refs
+    out = {} if out is None else out
+    for key, slots in (("obs", "obs_slots"), ("next_obs", "next_slots")):
+        frame_ids = arrays[slots][index]  # (B, S)
+        if not stacked:
+            frame_ids = frame_ids[:, 0]
+        out[key] = np.take(arrays["frames"], frame_ids, axis=0, out=out.get(key), mode="clip")
+    for key in ("actions", "rewards", "discounts", "oldest"):
+        out[key] = np.take(arrays[key], index, out=out.get(key), mode="clip")
+    return out
 
 
 # ---- the memory ------------------------------------------------------------------------------
@@ -185,8 +119,8 @@ class SumTree:
 class ReplayMemory:
     """FIFO replay memory of n-step transitions with once-stored frames (see the module doc).
 
-    Run it as a Ray actor (`ReplayActor`) or in-process; the arrays are allocated at the first
-    `add`, when the frame shape is known.
+    Run it as a Ray actor (`ReplayActor`) or in-process; the arrays are allocated (in shared
+    memory where the platform has it) at the first `add`, when the frame shape is known.
 
     Example:
         >>> memory = ReplayMemory(capacity=100, n_step=1, gamma=0.9)
@@ -232,6 +166,10 @@ class ReplayMemory:
         self.stack = 0
         self.frame_capacity = 0
         self.arrays: dict[str, np.ndarray] = {}
+        self._shared: SharedArrays | None = None  # holds `arrays`
+        self._header = SharedArrays({"header": ((4,), np.int64)})  # never reallocated
+        self.header = self._header.arrays["header"]
+        self.header[:] = 0
         self.tree: SumTree | None = SumTree(capacity) if prioritized else None
         # Per open episode: (carry serials (S,), pending steps whose n-step window is open).
         self.open: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
@@ -245,15 +183,18 @@ class ReplayMemory:
         slack = self.capacity if frame_bytes <= 1024 else max(self.capacity // 32, 256)
         self.frame_capacity = self.capacity + slack
         cap = self.capacity
-        self.arrays = {
-            "frames": np.empty((self.frame_capacity, *frame_shape), dtype=dtype),
-            "obs_slots": np.empty((cap, stack), dtype=np.int32),
-            "next_slots": np.empty((cap, stack), dtype=np.int32),
-            "oldest": np.empty(cap, dtype=np.int64),  # serial of the oldest frame referenced
-            "actions": np.empty(cap, dtype=np.int64),
-            "rewards": np.empty(cap, dtype=np.float32),
-            "discounts": np.empty(cap, dtype=np.float32),
+        specs = {
+            "frames": ((self.frame_capacity, *frame_shape), dtype),
+            "obs_slots": ((cap, stack), np.int32),
+            "next_slots": ((cap, stack), np.int32),
+            "oldest": ((cap,), np.int64),  # serial of the oldest frame referenced
+            "actions": ((cap,), np.int64),
+            "rewards": ((cap,), np.float32),
+            "discounts": ((cap,), np.float32),
         }
+        self.arrays = {}
+        self._shared = SharedArrays(specs)
+        self.arrays = self._shared.arrays
 
     def add(self, chunks: Sequence[ReplayChunk]) -> int:
         """Store the frames and the finished n-step transitions of episode chunks.
@@ -270,8 +211,11 @@ class ReplayMemory:
         if not self.arrays:
             self._allocate(chunk["frames"].shape[1:], chunk["frames"].dtype, stack)
             self.stacked = chunk["stacked"]
+            self.header[GENERATION] += 2  # new rings: readers fetch the new layout
         frames = chunk["frames"]
         serials = self.frames_written + np.arange(len(frames), dtype=np.int64)
+        # Readers drop rows whose frames this write may reach: announce it before writing.
+        self.header[FRAMES_RESERVED] = self.frames_written + len(frames)
         self.arrays["frames"][serials % self.frame_capacity] = frames
         self.frames_written += len(frames)
 
@@ -345,6 +289,7 @@ class ReplayMemory:
         if count == 0:
             return
         index = (self.next_index + np.arange(count)) % self.capacity
+        self.header[ADDED_RESERVED] = self.added + count  # these rows are about to change
         arrays = self.arrays
         arrays["obs_slots"][index] = obs_stacks % self.frame_capacity
         arrays["next_slots"][index] = next_stacks % self.frame_capacity
@@ -357,6 +302,7 @@ class ReplayMemory:
         self.next_index = int((self.next_index + count) % self.capacity)
         self.size = min(self.capacity, self.size + count)
         self.added += count
+        self.header[ADDED] = self.added  # complete: readers may draw them now
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -398,26 +344,15 @@ class ReplayMemory:
         if self.size == 0:
             return None
         index, probs = self._draw(batch_size)
-        arrays = self.arrays
-        frames = arrays["frames"]
-        obs = frames[arrays["obs_slots"][index]]  # (B, S, *frame_shape)
-        next_obs = frames[arrays["next_slots"][index]]
-        if not self.stacked:
-            obs, next_obs = obs[:, 0], next_obs[:, 0]
+        batch = gather(self.arrays, index, stacked=self.stacked)
+        del batch["oldest"]
         if self.tree is not None:
             weights = (self.size * probs) ** (-beta)
-            weights = (weights / weights.max()).astype(np.float32)
+            batch["weights"] = (weights / weights.max()).astype(np.float32)
         else:
-            weights = np.ones(batch_size, dtype=np.float32)
-        return {
-            "obs": obs,
-            "actions": arrays["actions"][index],
-            "rewards": arrays["rewards"][index],
-            "next_obs": next_obs,
-            "discounts": arrays["discounts"][index],
-            "weights": weights,
-            "indices": index,
-        }
+            batch["weights"] = np.ones(batch_size, dtype=np.float32)
+        batch["indices"] = index
+        return batch
 
     def sample_many(
         self, batch_size: int, count: int, beta: float = 0.4
@@ -473,7 +408,7 @@ class ReplayMemory:
             state["frame_dtype"] = self.arrays["frames"].dtype.str
             state["stack"] = self.stack
             state["frames"] = self.arrays["frames"][:frames_held].copy()
-            for key in ("obs_slots", "next_slots", "oldest", "actions", "rewards", "discounts"):
+            for key in TRANSITION_KEYS:
                 state[key] = self.arrays[key][: self.size].copy()
             if self.tree is not None:
                 state["priorities"] = self.tree.get(np.arange(self.size))
@@ -486,6 +421,7 @@ class ReplayMemory:
                 f"replay state has capacity={state['capacity']}, n_step={state['n_step']}; "
                 f"this memory has capacity={self.capacity}, n_step={self.n_step}"
             )
+        self.header[GENERATION] += 1  # odd: readers keep nothing they read from now on
         for key in ("size", "next_index", "frames_written", "added", "dropped"):
             setattr(self, key, int(state[key]))
         self.max_priority = float(state["max_priority"])
@@ -495,15 +431,32 @@ class ReplayMemory:
         self.arrays = {}
         if self.tree is not None:
             self.tree = SumTree(self.capacity)
-        if "frames" not in state:
-            return
-        self._allocate(tuple(state["frame_shape"]), np.dtype(state["frame_dtype"]), state["stack"])
-        frames = state["frames"]
-        self.arrays["frames"][: len(frames)] = frames
-        for key in ("obs_slots", "next_slots", "oldest", "actions", "rewards", "discounts"):
-            self.arrays[key][: self.size] = state[key]
-        if self.tree is not None and self.size:
-            self.tree.set(np.arange(self.size), state["priorities"])
+        if "frames" in state:
+            shape, dtype = tuple(state["frame_shape"]), np.dtype(state["frame_dtype"])
+            self._allocate(shape, dtype, state["stack"])
+            frames = state["frames"]
+            self.arrays["frames"][: len(frames)] = frames
+            for key in TRANSITION_KEYS:
+                self.arrays[key][: self.size] = state[key]
+            if self.tree is not None and self.size:
+                self.tree.set(np.arange(self.size), state["priorities"])
+        self.header[[ADDED, ADDED_RESERVED]] = self.added
+        self.header[FRAMES_RESERVED] = self.frames_written
+        self.header[GENERATION] += 1  # even again: a new layout to fetch
+
+    def shared_layout(self) -> dict[str, Any] | None:
+        """What a `SharedSampler` on this node needs to map the rings; None if it cannot."""
+        if not self.arrays or self._shared is None or self._shared.layout() is None:
+            return None
+        return {
+            "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
+            "header": self._header.layout(),
+            "arrays": self._shared.layout(),
+            "generation": int(self.header[GENERATION]),
+            "capacity": self.capacity,
+            "frame_capacity": self.frame_capacity,
+            "stacked": self.stacked,
+        }
 
     def save(self, path: str) -> None:
         """Write `get_state()` to `path` (an .npz file) from where the memory runs."""
@@ -539,10 +492,17 @@ class Replay:
 
     @classmethod
     def create(cls, *, num_shards: int, capacity: int, seed: int | None, **kwargs: Any) -> Replay:
-        """Start `num_shards` actors sharing `capacity` (a Ray cluster must be running)."""
+        """Start `num_shards` actors sharing `capacity` (a Ray cluster must be running).
+
+        They are placed on this process's node where it has room (the local learner reads their
+        rings from shared memory there), elsewhere otherwise.
+        """
         per_shard = -(-capacity // num_shards)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         shards = [
-            ReplayActor.remote(per_shard, seed=None if seed is None else seed + 1000 * i, **kwargs)
+            ReplayActor.options(scheduling_strategy=here).remote(
+                per_shard, seed=None if seed is None else seed + 1000 * i, **kwargs
+            )
             for i in range(num_shards)
         ]
         return cls(shards, prioritized=bool(kwargs.get("prioritized", False)))
@@ -560,12 +520,9 @@ class Replay:
 
     def sample_async(self, batch_size: int, beta: float = 0.4, count: int = 1) -> list[Any]:
         """Start drawing `count` minibatches; `collect` the refs later (to overlap work)."""
-        per_shard = [batch_size // len(self.shards)] * len(self.shards)
-        for i in range(batch_size % len(self.shards)):
-            per_shard[i] += 1
         return [
             shard.sample_many.remote(n, count, beta)
-            for shard, n in zip(self.shards, per_shard, strict=True)
+            for shard, n in zip(self.shards, split(batch_size, len(self.shards)), strict=True)
             if n
         ]
 
@@ -610,38 +567,13 @@ class Replay:
             ray.kill(shard)
 
 
+def split(batch_size: int, shards: int) -> list[int]:
+    """Rows of a minibatch that each shard gives: as even as possible, the first ones first."""
+    return [batch_size // shards + (i < batch_size % shards) for i in range(shards)]
+
+
 def _concatenate(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
     """One minibatch from the shards' parts; its `shards` entry names each row's shard."""
     batch = {key: np.concatenate([part[key] for _, part in parts]) for key in parts[0][1]}
     batch["shards"] = np.concatenate([np.full(len(part["actions"]), i) for i, part in parts])
     return batch
-
-
-# ---- the EnvRunner that writes to the memory --------------------------------------------------
-
-
-class ReplayEnvRunner(SingleAgentEnvRunner):
-    """RLlib's single-agent EnvRunner plus one call: sample and push straight to the memory."""
-
-    def sample_to_replay(
-        self,
-        replay: Replay,
-        *,
-        epsilon: float,
-        life_loss_terminal: bool = False,
-        num_timesteps: int | None = None,
-    ) -> tuple[dict[str, Any], dict[int, int]]:
-        """Act epsilon-greedily for `num_timesteps` (default: one rollout fragment per env).
-
-        Returns:
-            This EnvRunner's metrics (for the driver to aggregate) and the shards' sizes.
-        """
-        self.module.epsilon = epsilon  # type: ignore[union-attr]
-        episodes = self.sample(num_timesteps=num_timesteps, explore=True)  # type: ignore[arg-type]
-        stacked = is_frame_stack(self.env.single_observation_space)  # type: ignore[union-attr]
-        chunks = [
-            episode_chunk(e, stacked=stacked, life_loss_terminal=life_loss_terminal)
-            for e in episodes
-        ]
-        sizes = replay.add(chunks) if chunks else {}
-        return self.get_metrics(), sizes

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 import envs
-from algorithms.common.replay import (
-    Replay,
-    ReplayMemory,
-    episode_chunk,
-    is_frame_stack,
-)
+from algorithms.common.replay import Replay, ReplayMemory
+from algorithms.common.replay_chunks import VectorChunks, episode_chunk, is_frame_stack
+from algorithms.common.replay_sampler import SharedSampler
 
 GAMMA = 0.9
 
@@ -238,3 +237,107 @@ def test_sharded_actors_add_sample_save_and_restore(tmp_path) -> None:
     finally:
         replay.kill()
         other.kill()
+
+
+def test_vector_chunks_store_every_step_of_a_vector_env_once_and_exactly() -> None:
+    # Three Breakouts cut at 40 steps: episodes end and restart inside fragments and at their
+    # borders; every real step must come back from the memory as it was played.
+    env = envs.make_for_rllib("rldojo/Breakout-v0", {"num_envs": 3, "max_episode_steps": 40})
+    obs, _ = env.reset(seed=0)
+    recorder = VectorChunks(3, obs.shape[2:], obs.shape[1])
+    recorder.start(obs)
+    memory = ReplayMemory(capacity=1_000, n_step=1, gamma=GAMMA, seed=0)
+    rng = np.random.default_rng(0)
+    # A still frame can look the same under different actions: each look, every outcome seen.
+    expected: dict[bytes, set[tuple[int, float, float]]] = {}
+    restarting = np.zeros(3, dtype=bool)
+    real_steps = 0
+    for t in range(150):
+        actions = rng.integers(3, size=3)
+        new_obs, rewards, terminated, truncated, _ = env.step(actions)
+        ended = terminated | truncated
+        recorder.record(new_obs, actions, rewards, terminated, ended=ended, starts=restarting)
+        real_steps += int((~restarting).sum())
+        for i in np.flatnonzero(~restarting):
+            key = obs[i].tobytes() + new_obs[i].tobytes()
+            outcome = (int(actions[i]), float(rewards[i]), 0.0 if terminated[i] else GAMMA)
+            expected.setdefault(key, set()).add(outcome)
+        obs, restarting = new_obs, ended
+        if t % 16 == 15:
+            memory.add(recorder.cut())
+    memory.add(recorder.cut())
+    env.close()
+    stats = memory.stats()
+    assert stats["size"] == real_steps > 300  # one transition per real step
+    assert stats["frames_written"] <= stats["size"] + 3 * 8  # one frame per step (+ starts)
+    batch = memory.sample(1_500)
+    seen = set()
+    for row in range(1_500):
+        key = batch["obs"][row].tobytes() + batch["next_obs"][row].tobytes()
+        outcome = (
+            int(batch["actions"][row]),
+            float(batch["rewards"][row]),
+            round(float(batch["discounts"][row]), 6),
+        )
+        assert outcome in expected[key]
+        seen.add(key)
+    assert len(seen) > 0.85 * len(expected)
+
+
+def _numbered_chunks(episodes: range, steps: int) -> list:
+    """Vector episodes whose rows say where they come from: obs (e, t), reward 1000 e + t."""
+    chunks = []
+    for e in episodes:
+        obs = [np.array([e, t], dtype=np.float32) for t in range(steps + 1)]
+        rewards = [1000.0 * e + t for t in range(steps)]
+        chunks.append(episode_chunk(_episode(obs, rewards=rewards, terminated=True), stacked=False))
+    return chunks
+
+
+def _assert_rows_whole(batch: dict[str, np.ndarray]) -> None:
+    """Each row is one transition: no field of it comes from another (a torn read)."""
+    np.testing.assert_array_equal(1000 * batch["obs"][:, 0] + batch["obs"][:, 1], batch["rewards"])
+    np.testing.assert_array_equal(batch["next_obs"][:, 0], batch["obs"][:, 0])
+    np.testing.assert_array_equal(batch["next_obs"][:, 1], batch["obs"][:, 1] + 1)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_shared_sampler_reads_whole_rows_while_the_actor_overwrites_them(tmp_path) -> None:
+    replay = Replay.create(num_shards=2, capacity=64, seed=0, n_step=1, gamma=GAMMA)
+    try:
+        assert SharedSampler.connect(replay) is None  # nothing stored yet: no rings to map
+        replay.add(_numbered_chunks(range(8), steps=10))
+        sampler = SharedSampler.connect(replay, seed=0)
+        assert sampler is not None
+        batch = sampler.empty_batch(16)
+        assert batch["obs"].shape == (16, 2) and batch["obs"].dtype == np.float32
+
+        # A writer wraps the 32-row rings about 40 times while the learner's side reads.
+        writer = threading.Thread(
+            target=lambda: [
+                replay.add(_numbered_chunks(range(e, e + 4), 10)) for e in range(8, 400, 4)
+            ]
+        )
+        writer.start()
+        draws = 0
+        while writer.is_alive() or draws < 50:
+            sampler.sample_into(batch)
+            _assert_rows_whole(batch)
+            draws += 1
+        writer.join()
+        assert replay.stats()["added"] == 400 * 10
+
+        # A restore gives the shards new rings; the sampler maps them and reads on.
+        replay.save(str(tmp_path))
+        replay.restore(str(tmp_path))
+        sampler.sample_into(batch)
+        _assert_rows_whole(batch)
+        assert batch["obs"][:, 0].min() >= 300  # only recent episodes are left
+    finally:
+        replay.kill()
+    prioritized = Replay.create(num_shards=1, capacity=64, seed=0, prioritized=True)
+    try:
+        prioritized.add(_numbered_chunks(range(2), steps=5))
+        assert SharedSampler.connect(prioritized) is None  # its sum tree lives in the actor
+    finally:
+        prioritized.kill()
