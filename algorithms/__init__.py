@@ -3,28 +3,35 @@
 Adding or writing an algorithm? Read CONTRIBUTING.md first (config signature, metrics, tests, git).
 
 Each algorithm's `<Algo>Config.training()` declares its hyperparameters once, as keyword-only
-typed parameters that default to `None` ("leave as is"), with one line of meaning each in its
-docstring. `hyperparameters(name)` reads them from there, so the job spec's validation and the
-API's JSON schema are derived from the algorithm itself and never hand-copied.
+typed parameters (with their ranges) that default to `None` ("leave as is"), with one line of
+meaning each in its docstring. `hyperparameters(name)` reads them from there, so the job spec's
+validation and the API's JSON schema are derived from the algorithm itself and never
+hand-copied. Each entry also says which kinds of observations and actions the algorithm
+handles; the envs it trains on are derived from that (`envs.KINDS`), so a mismatch (Q-learning
+on CartPole's vectors) is refused at submit with the reason. An algorithm's `PRESETS` (settings
+per env family, as data) are applied before a user's own values: `build(name, env, values)`.
 
 Example:
     >>> import algorithms
     >>> sorted(algorithms.hyperparameters("q_learning"))[:3]
     ['alpha', 'epsilon', 'episodes_per_iteration']
+    >>> algorithms.get("q_learning").envs
+    ('rldojo/PlanningGrid-v0', 'rldojo/GridWorld-v0')
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import re
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import envs
+from algorithms.common.config import Hyperparameter, Preset, declared
 
 if TYPE_CHECKING:  # the registry itself loads no RLlib: the CLI's listing commands stay fast
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+AUTO = "auto"  # the preset a spec gets by default: the one its env belongs to
 
 
 @dataclass(frozen=True)
@@ -35,20 +42,26 @@ class AlgorithmEntry:
         name: the registry name used everywhere (`rldojo train NAME`, the job spec).
         config_path: "module:ConfigClass" of its `AlgorithmConfig` subclass.
         default_env: the environment the book trains it on.
-        envs: the environment ids it can train on.
+        observations: the observation kinds it handles ("discrete", "vector", "image").
+        actions: the action kinds it handles ("discrete", "continuous").
         summary: one line for listings.
         book_section: where the book describes it (`../shared/book.md`).
-        default_stop: the job spec's `stop` when it gives no criterion that bounds the run
-            (iterations, env steps or seconds): enough for the book's envs to be learned.
+        default_stop: the job spec's `stop` when it gives no criterion that bounds the run and
+            no preset says otherwise: enough for the book's envs to be learned.
+        needs_model: it plans on the env's transition model instead of sampling it.
+        presets_path: "module:PRESETS" of its named presets, or None.
     """
 
     name: str
     config_path: str
     default_env: str
-    envs: tuple[str, ...]
+    observations: tuple[str, ...]
+    actions: tuple[str, ...]
     summary: str
     book_section: str
-    default_stop: dict[str, int] = field(default_factory=lambda: {"iterations": 50})
+    default_stop: dict[str, float] = field(default_factory=lambda: {"iterations": 50})
+    needs_model: bool = False
+    presets_path: str | None = None
 
     @property
     def config_class(self) -> type[AlgorithmConfig]:
@@ -56,9 +69,39 @@ class AlgorithmEntry:
         cls: type[AlgorithmConfig] = getattr(importlib.import_module(module_name), class_name)
         return cls
 
+    @property
+    def presets(self) -> dict[str, Preset]:
+        if self.presets_path is None:
+            return {}
+        module_name, name = self.presets_path.split(":")
+        found: dict[str, Preset] = getattr(importlib.import_module(module_name), name)
+        return found
 
-_TABULAR_ENVS = ("rldojo/GridWorld-v0", "rldojo/PlanningGrid-v0")
-_PLANNING_ENVS = ("rldojo/PlanningGrid-v0", "rldojo/GridWorld-v0")
+    @property
+    def envs(self) -> tuple[str, ...]:
+        """The env ids whose observations and actions it handles (its default env first)."""
+        usable = [env_id for env_id in envs.ENV_IDS if self.refuses(env_id) is None]
+        return tuple(sorted(usable, key=lambda env_id: env_id != self.default_env))
+
+    def refuses(self, env_id: str) -> str | None:
+        """Why this algorithm cannot train on `env_id`, or None when it can."""
+        kind = envs.KINDS[env_id]
+        for what, handled, given in (
+            ("observations", self.observations, kind.observation),
+            ("actions", self.actions, kind.action),
+        ):
+            if given not in handled:
+                return f"{self.name} needs {' or '.join(handled)} {what}; {env_id}'s are {given}"
+        if self.needs_model and not kind.model:
+            return f"{self.name} plans on a transition model, which {env_id} does not have"
+        return None
+
+    def preset_for(self, env_id: str) -> str | None:
+        """The preset an env gets by default: the first that lists it, else none."""
+        return next((name for name, p in self.presets.items() if env_id in p.envs), None)
+
+
+_DISCRETE = ("discrete",)  # tabular methods: a table indexed by discrete states and actions
 
 ALGORITHMS: dict[str, AlgorithmEntry] = {
     entry.name: entry
@@ -67,86 +110,102 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             "policy_iteration",
             "algorithms.policy_iteration:PolicyIterationConfig",
             "rldojo/PlanningGrid-v0",
-            _PLANNING_ENVS,
-            "Policy iteration on the env's transition model",
-            "3.1",
+            summary="Policy iteration on the env's transition model",
+            book_section="3.1",
+            needs_model=True,
+            observations=_DISCRETE,
+            actions=_DISCRETE,
         ),
         AlgorithmEntry(
             "value_iteration",
             "algorithms.value_iteration:ValueIterationConfig",
             "rldojo/PlanningGrid-v0",
-            _PLANNING_ENVS,
-            "Value iteration on the env's transition model",
-            "3.2",
+            summary="Value iteration on the env's transition model",
+            book_section="3.2",
+            needs_model=True,
+            observations=_DISCRETE,
+            actions=_DISCRETE,
         ),
         AlgorithmEntry(
             "monte_carlo",
             "algorithms.monte_carlo:MonteCarloConfig",
             "rldojo/GridWorld-v0",
-            _TABULAR_ENVS,
-            "Every-episode Monte Carlo control of a state-value table",
-            "3.3",
+            summary="Every-episode Monte Carlo control of a state-value table",
+            book_section="3.3",
+            needs_model=True,  # it acts greedily on V of the next cell, which the model gives
+            observations=_DISCRETE,
+            actions=_DISCRETE,
         ),
         AlgorithmEntry(
             "sarsa",
             "algorithms.sarsa:SarsaConfig",
             "rldojo/GridWorld-v0",
-            _TABULAR_ENVS,
-            "On-policy TD control of a Q-table",
-            "3.4",
+            summary="On-policy TD control of a Q-table",
+            book_section="3.4",
+            observations=_DISCRETE,
+            actions=_DISCRETE,
         ),
         AlgorithmEntry(
             "q_learning",
             "algorithms.q_learning:QLearningConfig",
             "rldojo/GridWorld-v0",
-            _TABULAR_ENVS,
-            "Off-policy TD control of a Q-table",
-            "3.5",
+            summary="Off-policy TD control of a Q-table",
+            book_section="3.5",
+            observations=_DISCRETE,
+            actions=_DISCRETE,
         ),
         AlgorithmEntry(
             "deep_sarsa",
             "algorithms.deep_sarsa:DeepSarsaConfig",
             "rldojo/MovingObstacles-v0",
-            ("rldojo/MovingObstacles-v0", "CartPole-v1"),
-            "Online on-policy SARSA with a neural Q-function",
-            "4.1",
-            {"env_steps": 50_000},
+            observations=("vector", "image"),
+            actions=("discrete",),
+            summary="Online on-policy SARSA with a neural Q-function",
+            book_section="4.1",
+            default_stop={"env_steps": 50_000},
         ),
         AlgorithmEntry(
             "reinforce",
             "algorithms.reinforce:ReinforceConfig",
             "rldojo/MovingObstacles-v0",
-            ("rldojo/MovingObstacles-v0", "CartPole-v1"),
-            "Monte Carlo policy gradient with normalised returns",
-            "4.2",
-            {"env_steps": 50_000},
+            observations=("vector",),
+            actions=("discrete",),
+            summary="Monte Carlo policy gradient with normalised returns",
+            book_section="4.2",
+            default_stop={"env_steps": 50_000},
         ),
         AlgorithmEntry(
             "dqn",
             "algorithms.dqn:DQNConfig",
             "CartPole-v1",
-            ("CartPole-v1", "rldojo/Breakout-v0", "rldojo/Atari-v0", "rldojo/MovingObstacles-v0"),
-            "Deep Q-network with a shared replay actor and a target network",
-            "5.2, 6.2",
-            {"env_steps": 200_000},
+            observations=("vector", "image"),
+            actions=("discrete",),
+            summary="Deep Q-network with a shared replay actor and a target network",
+            book_section="5.2, 6.2",
+            default_stop={"env_steps": 200_000},
+            presets_path="algorithms.dqn:PRESETS",
         ),
         AlgorithmEntry(
             "actor_critic",
             "algorithms.actor_critic:ActorCriticConfig",
             "CartPole-v1",
-            ("CartPole-v1", "rldojo/ContinuousCartPole-v0", "rldojo/MovingObstacles-v0"),
-            "Advantage actor-critic: one-step (the book), n-step/GAE, parallel runners (A2C)",
-            "5.3, 5.4",
-            {"env_steps": 300_000},
+            observations=("vector", "image"),
+            actions=("discrete", "continuous"),
+            summary="Advantage actor-critic: one-step (the book), n-step/GAE, parallel (A2C)",
+            book_section="5.3, 5.4",
+            default_stop={"env_steps": 300_000},
+            presets_path="algorithms.actor_critic:PRESETS",
         ),
         AlgorithmEntry(
             "a3c",
             "algorithms.a3c:A3CConfig",
             "rldojo/Breakout-v0",
-            ("rldojo/Breakout-v0", "rldojo/Atari-v0", "CartPole-v1"),
-            "Asynchronous advantage actor-critic: workers send gradients, no barrier",
-            "6.3",
-            {"env_steps": 2_000_000},
+            observations=("vector", "image"),
+            actions=("discrete",),
+            summary="Asynchronous advantage actor-critic: workers send gradients, no barrier",
+            book_section="6.3",
+            default_stop={"env_steps": 2_000_000},
+            presets_path="algorithms.a3c:PRESETS",
         ),
     )
 }
@@ -168,54 +227,75 @@ def get(name: str) -> AlgorithmEntry:
         raise UnknownAlgorithmError(f"unknown algorithm {name!r}; known: {known}") from None
 
 
-def default_config(name: str) -> AlgorithmConfig:
-    """A fresh config of `name` with the book's defaults and its default env."""
-    entry = get(name)
-    return entry.config_class().environment(entry.default_env)
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    """One overridable config key: its type, its default and its one-line meaning."""
-
-    name: str
-    type: Any
-    default: Any
-    description: str
-
-
 def hyperparameters(name: str) -> dict[str, Hyperparameter]:
-    """The keys a job spec's `config` may set for `name`, read from its `training()` signature."""
-    config_class = get(name).config_class
-    config = config_class()
-    descriptions = _arg_descriptions(inspect.getdoc(config_class.training) or "")
-    hints = typing.get_type_hints(config_class.training)
-    found: dict[str, Hyperparameter] = {}
-    for parameter in inspect.signature(config_class.training).parameters.values():
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        found[parameter.name] = Hyperparameter(
-            name=parameter.name,
-            type=_without_none(hints[parameter.name]),
-            default=getattr(config, parameter.name),
-            description=descriptions.get(parameter.name, ""),
+    """The keys a job spec's `config` may set for `name`: its `training()` keywords, and
+    `preset` when it has presets."""
+    entry = get(name)
+    found = dict(declared(entry.config_class))
+    if entry.presets:
+        choices = (AUTO, *entry.presets)
+        found["preset"] = Hyperparameter(
+            name="preset",
+            type=Literal[choices],
+            default=AUTO,
+            description="Named settings applied before your own values; auto: the env's. "
+            + "; ".join(f"{n}: {p.summary}" for n, p in entry.presets.items() if p.summary),
         )
     return found
 
 
-def _without_none(annotation: Any) -> Any:
-    """`float | None` -> `float`: None only means "not given" in `training()`."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if isinstance(annotation, types.UnionType | typing._UnionGenericAlias) and args:  # type: ignore[attr-defined]
-        return args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
-    return annotation
+def chosen_preset(name: str, env_id: str, values: dict[str, Any]) -> str | None:
+    """The preset a config of `name` on `env_id` gets: the one `values` names, else the env's."""
+    asked = values.get("preset", AUTO)
+    return get(name).preset_for(env_id) if asked in (None, AUTO) else str(asked)
 
 
-def _arg_descriptions(docstring: str) -> dict[str, str]:
-    """Parse a Google-style `Args:` section into {name: first line of its meaning}."""
-    section = docstring.split("Args:", 1)[1] if "Args:" in docstring else ""
-    section = re.split(r"\n\s*\n|\n(?:Returns|Raises|Example):", section)[0]
-    return {
-        match.group(1): match.group(2).strip()
-        for match in re.finditer(r"^\s{4}(\w+):\s*(.+)$", section, flags=re.MULTILINE)
-    }
+def build(
+    name: str, env_id: str, values: dict[str, Any] | None = None, **env: Any
+) -> AlgorithmConfig:
+    """A config of `name` on `env_id`: its defaults, then its preset's values, then `values`
+    (a job spec's `config`; `preset` picks the preset), so the user's values always win.
+
+    Example:
+        >>> algorithms.build("a3c", "CartPole-v1").lr  # doctest: +SKIP
+        0.001
+    """
+    entry = get(name)
+    values = dict(values or {})
+    preset = chosen_preset(name, env_id, values)
+    values.pop("preset", None)
+    config = entry.config_class().environment(env_id, **env)
+    if preset is not None:
+        config.training(**entry.presets[preset].values)
+    config.training(**values)
+    return config
+
+
+def default_stop(name: str, env_id: str, values: dict[str, Any] | None = None) -> dict[str, float]:
+    """The stop a job gets when its spec bounds nothing: its preset's, else the algorithm's."""
+    entry = get(name)
+    preset = chosen_preset(name, env_id, values or {})
+    if preset is not None and entry.presets[preset].stop:
+        return dict(entry.presets[preset].stop)
+    return dict(entry.default_stop)
+
+
+def default_config(name: str) -> AlgorithmConfig:
+    """A fresh config of `name` on its default env, with that env's preset."""
+    return build(name, get(name).default_env)
+
+
+__all__ = [
+    "ALGORITHMS",
+    "AUTO",
+    "AlgorithmEntry",
+    "Hyperparameter",
+    "Preset",
+    "UnknownAlgorithmError",
+    "build",
+    "chosen_preset",
+    "default_config",
+    "default_stop",
+    "get",
+    "hyperparameters",
+]

@@ -41,11 +41,36 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_UPDATE_TIMER, TI
 from algorithms.a3c_learner import A3CTorchLearner
 from algorithms.actor_critic import ActorCritic, ActorCriticConfig
 from algorithms.actor_critic_learner import actor_critic_loss
+from algorithms.common.config import (
+    Count,
+    NonNegative,
+    Positive,
+    Preset,
+    Probability,
+    set_given,
+)
 from algorithms.common.returns import ADVANTAGES, VALUE_TARGETS, episode_advantages
 
 A3C = "a3c"  # namespace of A3C's own metrics in the result dict
 WAIT_TIMER = "a3c_wait_for_gradients"
 APPLY_TIMER = LEARNER_UPDATE_TIMER
+
+
+# Settings per env family, applied before a user's own values (algorithms.build).
+PRESETS: dict[str, Preset] = {
+    "book_breakout": Preset(
+        values={},
+        stop={"env_steps": 10_000_000},
+        envs=("rldojo/Breakout-v0", "rldojo/Atari-v0"),
+        summary="the book's v2 Breakout agent (the config's defaults)",
+    ),
+    "cartpole": Preset(
+        values={"lr": 1e-3},
+        stop={"env_steps": 300_000, "return_mean": 475.0},
+        envs=("CartPole-v1",),
+        summary="Adam 1e-3 for the small MLP (475 in ~40k steps, pg_cartpole.md)",
+    ),
+}
 
 
 class A3CConfig(ActorCriticConfig):
@@ -78,16 +103,16 @@ class A3CConfig(ActorCriticConfig):
     def training(  # type: ignore[override]
         self,
         *,
-        t_max: int | None = None,
-        gradients_per_iteration: int | None = None,
-        gamma: float | None = None,
-        lr: float | None = None,
-        grad_clip: float | None = None,
-        actor_coeff: float | None = None,
-        critic_coeff: float | None = None,
-        entropy_coeff: float | None = None,
-        lambda_: float | None = None,
-        hiddens: int | None = None,
+        t_max: Count | None = None,
+        gradients_per_iteration: Count | None = None,
+        gamma: Probability | None = None,
+        lr: Positive | None = None,
+        grad_clip: NonNegative | None = None,
+        actor_coeff: NonNegative | None = None,
+        critic_coeff: NonNegative | None = None,
+        entropy_coeff: NonNegative | None = None,
+        lambda_: Probability | None = None,
+        hiddens: Count | None = None,
         **kwargs: Any,
     ) -> Self:
         """Sets the A3C hyperparameters (and the actor-critic ones it shares).
@@ -118,18 +143,10 @@ class A3CConfig(ActorCriticConfig):
             hiddens=hiddens,
             **kwargs,
         )
-        if t_max is not None:
-            self.t_max = t_max
-        if gradients_per_iteration is not None:
-            self.gradients_per_iteration = gradients_per_iteration
-        return self
+        return set_given(self, t_max=t_max, gradients_per_iteration=gradients_per_iteration)
 
     def validate(self) -> None:
         super().validate()
-        if self.t_max < 1:
-            raise ValueError(f"t_max={self.t_max} must be >= 1")
-        if self.gradients_per_iteration < 1:
-            raise ValueError(f"gradients_per_iteration={self.gradients_per_iteration} must be >= 1")
         if self.num_env_runners < 1 and not self.in_evaluation:
             raise ValueError(
                 f"num_env_runners={self.num_env_runners}: A3C needs at least 1 rollout worker"

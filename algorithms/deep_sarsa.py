@@ -16,7 +16,7 @@ through the target; book section 8, item 3).
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import tree
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -36,6 +36,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
+from algorithms.common.config import Count, Positive, Probability, check_declared, set_given
 from algorithms.common.q_network import EpsilonGreedyQModule
 from algorithms.common.schedules import EpsilonSchedule
 from algorithms.deep_sarsa_learner import DeepSarsaTorchLearner
@@ -68,14 +69,14 @@ class DeepSarsaConfig(AlgorithmConfig):
     def training(  # type: ignore[override]
         self,
         *,
-        gamma: float | None = None,
-        lr: float | None = None,
-        hidden_sizes: list[int] | None = None,
-        epsilon_initial: float | None = None,
-        epsilon_final: float | None = None,
-        epsilon_decay_factor: float | None = None,
-        init: str | None = None,
-        rollout_fragment_length: int | None = None,
+        gamma: Probability | None = None,
+        lr: Positive | None = None,
+        hidden_sizes: list[Count] | None = None,
+        epsilon_initial: Probability | None = None,
+        epsilon_final: Probability | None = None,
+        epsilon_decay_factor: Probability | None = None,
+        init: Literal["glorot_uniform", "he_uniform", "torch"] | None = None,
+        rollout_fragment_length: Count | None = None,
         **kwargs: Any,
     ) -> Self:
         """Sets deep SARSA's hyperparameters.
@@ -93,33 +94,22 @@ class DeepSarsaConfig(AlgorithmConfig):
         Returns:
             This config.
         """
-        rllib: dict[str, Any] = {"gamma": gamma, "lr": lr}
-        super().training(**{k: v for k, v in rllib.items() if v is not None}, **kwargs)
-        own = {
-            "hidden_sizes": hidden_sizes,
-            "epsilon_initial": epsilon_initial,
-            "epsilon_final": epsilon_final,
-            "epsilon_decay_factor": epsilon_decay_factor,
-            "init": init,
-        }
-        for key, value in own.items():
-            if value is not None:
-                setattr(self, key, value)
-        if rollout_fragment_length is not None:
-            self.env_runners(rollout_fragment_length=rollout_fragment_length)
-        return self
+        super().training(**kwargs)
+        return set_given(
+            self,
+            gamma=gamma,
+            lr=lr,
+            hidden_sizes=hidden_sizes,
+            epsilon_initial=epsilon_initial,
+            epsilon_final=epsilon_final,
+            epsilon_decay_factor=epsilon_decay_factor,
+            init=init,
+            rollout_fragment_length=rollout_fragment_length,  # RLlib's EnvRunner setting
+        )
 
     def validate(self) -> None:
         super().validate()
-        checks = {
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "lr": self.lr > 0,
-            "hidden_sizes": all(size >= 1 for size in self.hidden_sizes),
-            "init": self.init in ("glorot_uniform", "he_uniform", "torch"),
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{key}={getattr(self, key)!r} is out of range")
+        check_declared(self)
         self.epsilon_schedule()  # raises a ValueError naming bad epsilon settings
 
     def epsilon_schedule(self) -> EpsilonSchedule:

@@ -6,7 +6,8 @@
 
 rldojo's DQN is the book's by default, with the replay memory in a shared Ray actor
 (`algorithms/common/replay.py`): EnvRunners push their transitions to it, the learner samples
-from it, and the driver only tells them when. `preset` picks the book's settings:
+from it, and the driver only tells them when. `PRESETS` hold the book's settings; a job gets
+the one whose envs list its env unless its `config.preset` names another (`algorithms.build`):
 
 - "book_cartpole" (book 5.2): MLP 24-24 He-uniform, MSE, Adam 1e-3, replay 2,000, warm-up
   1,000, batch 64, target copy at every episode end, epsilon x0.999 per step down to 0.01.
@@ -18,7 +19,6 @@ from it, and the driver only tells them when. `preset` picks the book's settings
 - "gpu_breakout" (not the book): "book_breakout" with batch 128 at 0.25 updates per env step
   (the book's 32 replayed transitions per env step in a quarter of the updates) and sampling
   overlapped with learning: for a GPU learner, where a batch of 32 leaves it launch-bound.
-- "auto" (the default): "book_breakout" for Atari env ids, otherwise "book_cartpole".
 
 Beyond the book (all off in the book presets): `double_q`, `dueling`, `n_step`,
 `prioritized_replay`, sharded replay (`replay_shards`), several EnvRunners and learners, GPUs.
@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import ray
 import torch
+from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
-from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.learner.learner_group import LearnerGroup
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.env_runner_group import EnvRunnerGroup
@@ -61,7 +62,15 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
-from algorithms.common.q_network import ACTING_DTYPES
+from algorithms.common.config import (
+    Count,
+    NonNegative,
+    Positive,
+    Preset,
+    Probability,
+    check_declared,
+    set_given,
+)
 from algorithms.common.replay import Replay
 from algorithms.common.replay_env_runner import ReplayEnvRunner
 from algorithms.common.schedules import EpsilonSchedule
@@ -76,118 +85,116 @@ EPSILON = "epsilon"
 REPLAY_SIZE = "replay_size"
 SAMPLE_TAG = "sample_to_replay"  # tags the overlapped sampling calls
 
-Preset = Literal["auto", "book_cartpole", "book_breakout", "tuned_cartpole", "gpu_breakout"]
 ATARI_ENV_IDS = ("rldojo/Breakout-v0", "rldojo/Atari-v0")
-# Preset and `training()` keys that RLlib keeps in its EnvRunner settings.
-ENV_RUNNER_KEYS = ("rollout_fragment_length", "num_envs_per_env_runner", "gym_env_vectorize_mode")
 
-# ---- the named presets -----------------------------------------------------------------------
+# ---- the named presets (applied before a user's own values: algorithms.build) ---------------
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "book_cartpole": {  # book 5.2
-        "gamma": 0.99,
-        "lr": 1e-3,
-        "train_batch_size_per_learner": 64,
-        "replay_capacity": 2_000,
-        "learning_starts": 1_000,
-        "updates_per_env_step": 1.0,
-        "target_update_freq": 0,
-        "loss": "mse",
-        "optimizer_type": "adam",
-        "optimizer_epsilon": 1e-7,
-        "grad_clip": None,
-        "epsilon_initial": 1.0,
-        "epsilon_final": 0.01,
-        "epsilon_decay": "exponential",
-        "epsilon_decay_factor": 0.999,
-        "epsilon_decay_steps": 0,
-        "hidden_sizes": [24, 24],
-        "activation": "relu",
-        "init": "he_uniform",
-        "double_q": False,
-        "dueling": False,
-        "n_step": 1,
-        "prioritized_replay": False,
-        "life_loss_terminal": False,
-        "rollout_fragment_length": 4,
-        "num_envs_per_env_runner": 1,
-        "gym_env_vectorize_mode": "sync",
-        "acting_dtype": "float32",
-        "overlap_sampling": False,
-    },
-    "book_breakout": {  # book 6.2, revised edition (v2)
-        "gamma": 0.99,
-        "lr": 1e-4,
-        "train_batch_size_per_learner": 32,
-        "replay_capacity": 100_000,
-        "learning_starts": 50_000,
-        "updates_per_env_step": 1.0,
-        "target_update_freq": 10_000,
-        "loss": "huber",
-        "optimizer_type": "adam",
-        "optimizer_epsilon": 1e-7,
-        "grad_clip": 10.0,
-        "epsilon_initial": 1.0,
-        "epsilon_final": 0.02,
-        "epsilon_decay": "linear",
-        "epsilon_decay_factor": 1.0,
-        "epsilon_decay_steps": 1_000_000,
-        "hidden_sizes": [512],
-        "activation": "relu",
-        "init": "glorot_uniform",
-        "double_q": False,
-        "dueling": False,
-        "n_step": 1,
-        "prioritized_replay": False,
-        "life_loss_terminal": True,
-        # The book steps one game and updates after every step. Here each EnvRunner steps 32
-        # games in ale-py's C++ vector env for 8 steps, then the learner takes as many updates
-        # as env steps were taken: the book's ratio, in batches that keep the machine busy
-        # (bench/results/dqn_breakout_throughput.md).
-        "rollout_fragment_length": 8,
-        "num_envs_per_env_runner": 32,
-        "gym_env_vectorize_mode": "vector_entry_point",
-        "acting_dtype": "auto",  # bfloat16 on CPUs that have it: half the CNN's time
-        "overlap_sampling": False,
-    },
-}
-PRESETS["tuned_cartpole"] = {
-    **PRESETS["book_cartpole"],
+BOOK_CARTPOLE: dict[str, Any] = {  # book 5.2
+    "gamma": 0.99,
     "lr": 1e-3,
     "train_batch_size_per_learner": 64,
-    "replay_capacity": 50_000,
+    "replay_capacity": 2_000,
     "learning_starts": 1_000,
-    "updates_per_env_step": 0.5,
-    "target_update_freq": 500,
+    "updates_per_env_step": 1.0,
+    "target_update_freq": 0,
+    "loss": "mse",
+    "optimizer_type": "adam",
+    "optimizer_epsilon": 1e-7,
+    "grad_clip": 0.0,
+    "epsilon_initial": 1.0,
+    "epsilon_final": 0.01,
+    "epsilon_decay": "exponential",
+    "epsilon_decay_factor": 0.999,
+    "epsilon_decay_steps": 0,
+    "hidden_sizes": [24, 24],
+    "activation": "relu",
+    "init": "he_uniform",
+    "double_q": False,
+    "dueling": False,
+    "n_step": 1,
+    "prioritized_replay": False,
+    "life_loss_terminal": False,
+    "rollout_fragment_length": 4,
+    "num_envs_per_env_runner": 1,
+    "gym_env_vectorize_mode": "sync",
+    "acting_dtype": "float32",
+    "overlap_sampling": False,
+}
+BOOK_BREAKOUT: dict[str, Any] = {  # book 6.2, revised edition (v2)
+    **BOOK_CARTPOLE,
+    "lr": 1e-4,
+    "train_batch_size_per_learner": 32,
+    "replay_capacity": 100_000,
+    "learning_starts": 50_000,
+    "target_update_freq": 10_000,
     "loss": "huber",
     "grad_clip": 10.0,
-    "epsilon_decay": "linear",
     "epsilon_final": 0.02,
-    "epsilon_decay_steps": 10_000,
-    "hidden_sizes": [128, 128],
-    "double_q": True,
-    "dueling": True,
-    "n_step": 3,
-    "rollout_fragment_length": 32,
-    "overlap_sampling": True,
+    "epsilon_decay": "linear",
+    "epsilon_decay_factor": 1.0,
+    "epsilon_decay_steps": 1_000_000,
+    "hidden_sizes": [512],
+    "init": "glorot_uniform",
+    "life_loss_terminal": True,
+    # The book steps one game and updates after every step. Here each EnvRunner steps 32
+    # games in ale-py's C++ vector env for 8 steps, then the learner takes as many updates
+    # as env steps were taken: the book's ratio, in batches that keep the machine busy
+    # (bench/results/dqn_breakout_throughput.md).
+    "rollout_fragment_length": 8,
+    "num_envs_per_env_runner": 32,
+    "gym_env_vectorize_mode": "vector_entry_point",
+    "acting_dtype": "auto",  # bfloat16 on CPUs that have it: half the CNN's time
 }
-# On a GPU the update of the book's batch of 32 is launch-bound even as a CUDA graph: on an
-# H200 it ran 1,559 updates/s at batch 32 and 913 at batch 128, i.e. 50k vs 117k transitions
-# per second (bench/results/gpu_dqn.json). This preset replays the book's 32 transitions per
-# env step as a quarter of the updates, each 4 times as large, and overlaps sampling with
-# learning. Not the book; its learning curve is not benchmarked yet.
-PRESETS["gpu_breakout"] = {
-    **PRESETS["book_breakout"],
-    "train_batch_size_per_learner": 128,
-    "updates_per_env_step": 0.25,
-    "overlap_sampling": True,
+PRESETS: dict[str, Preset] = {
+    "book_cartpole": Preset(
+        values=BOOK_CARTPOLE,
+        stop={"env_steps": 200_000},
+        envs=("CartPole-v1", "rldojo/MovingObstacles-v0"),
+        summary="book 5.2: MLP 24-24, replay 2,000, batch 64, target copy at episode ends",
+    ),
+    "book_breakout": Preset(
+        values=BOOK_BREAKOUT,
+        stop={"env_steps": 10_000_000},
+        envs=ATARI_ENV_IDS,
+        summary="book 6.2: Nature CNN, replay 100k, warm-up 50k, target copy every 10k steps",
+    ),
+    "tuned_cartpole": Preset(
+        values={
+            **BOOK_CARTPOLE,
+            "replay_capacity": 50_000,
+            "updates_per_env_step": 0.5,
+            "target_update_freq": 500,
+            "loss": "huber",
+            "grad_clip": 10.0,
+            "epsilon_decay": "linear",
+            "epsilon_final": 0.02,
+            "epsilon_decay_steps": 10_000,
+            "hidden_sizes": [128, 128],
+            "double_q": True,
+            "dueling": True,
+            "n_step": 3,
+            "rollout_fragment_length": 32,
+            "overlap_sampling": True,
+        },
+        stop={"env_steps": 100_000, "return_mean": 475.0},
+        summary="not the book: double Q, dueling, 3-step, 128-128 MLP (dqn_cartpole.md)",
+    ),
+    # On a GPU the update of the book's batch of 32 is launch-bound even as a CUDA graph: on
+    # an H200 it ran 1,559 updates/s at batch 32 and 913 at batch 128, i.e. 50k vs 117k
+    # transitions per second (bench/results/gpu_dqn.json). This preset replays the book's 32
+    # transitions per env step as a quarter of the updates, each 4 times as large, and
+    # overlaps sampling with learning. Not the book; its learning curve is not benchmarked.
+    "gpu_breakout": Preset(
+        values={
+            **BOOK_BREAKOUT,
+            "train_batch_size_per_learner": 128,
+            "updates_per_env_step": 0.25,
+            "overlap_sampling": True,
+        },
+        stop={"env_steps": 10_000_000},
+        summary="not the book: book_breakout with batch 128 at 0.25 updates per env step",
+    ),
 }
-
-
-def preset_for_env(env_id: Any) -> str:
-    """The book preset that fits an env id: Breakout's for ALE games, CartPole's otherwise."""
-    name = env_id if isinstance(env_id, str) else ""
-    return "book_breakout" if name in ATARI_ENV_IDS or name.startswith("ALE/") else "book_cartpole"
 
 
 def learner_gpus(cluster_resources: dict[str, float] | None = None) -> int:
@@ -211,17 +218,19 @@ def learner_gpus(cluster_resources: dict[str, float] | None = None) -> int:
 class DQNConfig(AlgorithmConfig):
     """DQN's settings; the defaults are the book's CartPole DQN (section 5.2).
 
+    `PRESETS` hold the book's settings per env family; `algorithms.build("dqn", env)` applies
+    the env's preset before a user's own values (the job spec's `config`).
+
     Example:
         >>> config = DQNConfig().environment("CartPole-v1").training(double_q=True)
         >>> config.replay_capacity, config.double_q
         (2000, True)
-        >>> DQNConfig().environment("rldojo/Breakout-v0").learning_starts
+        >>> DQNConfig().training(**PRESETS["book_breakout"].values).learning_starts
         50000
     """
 
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
         super().__init__(algo_class=algo_class or DQN)
-        self.preset: str = "auto"  # book settings by env: see the module docstring's table
         self.gamma = 0.99  # discount factor (book 0.99)
         self.lr = 1e-3  # learning rate (book 5.2: Adam 1e-3; 6.2: 1e-4)
         self.train_batch_size_per_learner = 64  # minibatch size (book 5.2: 64; 6.2: 32)
@@ -233,7 +242,7 @@ class DQNConfig(AlgorithmConfig):
         self.loss: str = "mse"  # "mse" (book 5.2) or "huber" (book 6.2)
         self.optimizer_type = "adam"  # "adam" (book 5.2, 6.2 v2) or "rmsprop" (6.2 v1)
         self.optimizer_epsilon = 1e-7  # Adam/RMSprop epsilon (Keras's Adam default 1e-7)
-        self.grad_clip = None  # global-norm gradient clip (book 6.2 v2: 10)
+        self.grad_clip = 0.0  # type: ignore[assignment]  # global-norm clip, 0: none (6.2 v2: 10)
         self.epsilon_initial = 1.0  # exploration rate at the end of the warm-up
         self.epsilon_final = 0.01  # exploration floor (book 5.2: 0.01; 6.2: 0.02)
         self.epsilon_decay: str = "exponential"  # "exponential" (5.2) or "linear" (6.2)
@@ -254,7 +263,9 @@ class DQNConfig(AlgorithmConfig):
         self.overlap_sampling = False  # EnvRunners sample while the learner learns
         self.cuda_graph = True  # on a GPU, replay each update from a captured CUDA graph
         self.acting_dtype = "float32"  # precision of the EnvRunners' greedy actions
-        self.num_gpus_per_learner = "auto"  # type: ignore[assignment]  # 1 with a GPU, else 0
+        # "auto": 1 GPU per learner when the cluster has one at validate(), else 0 (the same
+        # code path on the CPU); an explicit `learners(num_gpus_per_learner=...)` is kept.
+        self.num_gpus_per_learner = "auto"  # type: ignore[assignment]
         self.num_env_runners = 1  # EnvRunner processes; they push to the replay actor
         self.rollout_fragment_length = 4  # env steps per env and iteration step
         self.min_sample_timesteps_per_iteration = 1000  # env steps per reported iteration
@@ -263,74 +274,49 @@ class DQNConfig(AlgorithmConfig):
         # (common/gradients.py), not RLlib's two passes over every tensor.
         self.torch_skip_nan_gradients = True
         self.evaluation(evaluation_config=AlgorithmConfig.overrides(explore=False))
-        self._explicit: set[str] = set()  # keys set by the user, which presets leave alone
-
-    def environment(self, env: Any = NotProvided, **kwargs: Any) -> Self:
-        """RLlib's `environment()`; with `preset="auto"` it also applies the env's book preset."""
-        super().environment(env, **kwargs)
-        if env is not NotProvided and self.preset == "auto":
-            self._apply_preset(preset_for_env(env))
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """RLlib's dict form, without the bookkeeping of which keys the user set."""
-        config = super().to_dict()
-        config.pop("_explicit", None)
-        return config
-
-    def _apply_preset(self, name: str) -> None:
-        for key, value in PRESETS[name].items():
-            if key in self._explicit:
-                continue
-            if key in ENV_RUNNER_KEYS:
-                self.env_runners(**{key: value})
-            else:
-                setattr(self, key, list(value) if isinstance(value, list) else value)
 
     def training(  # type: ignore[override]
         self,
         *,
-        preset: Preset | None = None,
-        gamma: float | None = None,
-        lr: float | None = None,
-        train_batch_size_per_learner: int | None = None,
-        replay_capacity: int | None = None,
-        replay_shards: int | None = None,
-        learning_starts: int | None = None,
-        updates_per_env_step: float | None = None,
-        target_update_freq: int | None = None,
+        gamma: Probability | None = None,
+        lr: Positive | None = None,
+        train_batch_size_per_learner: Count | None = None,
+        replay_capacity: Count | None = None,
+        replay_shards: Count | None = None,
+        learning_starts: Annotated[int, Field(ge=0)] | None = None,
+        updates_per_env_step: Positive | None = None,
+        target_update_freq: Annotated[int, Field(ge=0)] | None = None,
         loss: Literal["huber", "mse"] | None = None,
         optimizer_type: Literal["adam", "rmsprop"] | None = None,
-        optimizer_epsilon: float | None = None,
-        grad_clip: float | None = None,
-        epsilon_initial: float | None = None,
-        epsilon_final: float | None = None,
+        optimizer_epsilon: Positive | None = None,
+        grad_clip: NonNegative | None = None,
+        epsilon_initial: Probability | None = None,
+        epsilon_final: Probability | None = None,
         epsilon_decay: Literal["linear", "exponential"] | None = None,
-        epsilon_decay_factor: float | None = None,
-        epsilon_decay_steps: int | None = None,
-        hidden_sizes: list[int] | None = None,
+        epsilon_decay_factor: Probability | None = None,
+        epsilon_decay_steps: Annotated[int, Field(ge=0)] | None = None,
+        hidden_sizes: list[Count] | None = None,
         activation: Literal["relu", "tanh"] | None = None,
         init: Literal["he_uniform", "glorot_uniform", "torch"] | None = None,
         double_q: bool | None = None,
         dueling: bool | None = None,
-        n_step: int | None = None,
+        n_step: Count | None = None,
         prioritized_replay: bool | None = None,
-        prioritized_replay_alpha: float | None = None,
-        prioritized_replay_beta: float | None = None,
+        prioritized_replay_alpha: NonNegative | None = None,
+        prioritized_replay_beta: NonNegative | None = None,
         life_loss_terminal: bool | None = None,
         checkpoint_replay: bool | None = None,
         overlap_sampling: bool | None = None,
         cuda_graph: bool | None = None,
         acting_dtype: Literal["float32", "bfloat16", "auto"] | None = None,
-        rollout_fragment_length: int | None = None,
-        num_envs_per_env_runner: int | None = None,
+        rollout_fragment_length: Count | None = None,
+        num_envs_per_env_runner: Count | None = None,
         gym_env_vectorize_mode: Literal["sync", "async", "vector_entry_point"] | None = None,
         **kwargs: Any,
     ) -> Self:
-        """Sets DQN's hyperparameters; a `preset` is applied first, then the other values.
+        """Sets DQN's hyperparameters.
 
         Args:
-            preset: Named settings (see the module docstring), or auto: the env's book preset.
             gamma: Discount factor of future rewards.
             lr: Learning rate of the optimizer.
             train_batch_size_per_learner: Transitions per minibatch and gradient step.
@@ -342,7 +328,7 @@ class DQNConfig(AlgorithmConfig):
             loss: TD loss: huber (book 6.2) or mse (book 5.2).
             optimizer_type: adam or rmsprop (RMSprop with rho 0.9, as in book 6.2 v1).
             optimizer_epsilon: The optimizer's epsilon (numerical stability term).
-            grad_clip: Clip the gradients' global norm to this value (None: no clipping).
+            grad_clip: Clip the gradients' global norm to this value (0: no clipping).
             epsilon_initial: Exploration rate until the warm-up ends.
             epsilon_final: Lowest exploration rate.
             epsilon_decay: Shape of the decay after the warm-up: linear or exponential.
@@ -371,45 +357,56 @@ class DQNConfig(AlgorithmConfig):
         Returns:
             This config.
         """
-        # The keyword arguments given (not None), read before any local variable is made.
-        skip = ("self", "kwargs", "preset", "__class__")
-        given = {k: v for k, v in locals().items() if k not in skip and v is not None}
         super().training(**kwargs)
-        if preset is not None:
-            self.preset = preset
-            if preset != "auto":
-                self._apply_preset(preset)
-        for key, value in given.items():
-            self._explicit.add(key)
-            if key in ENV_RUNNER_KEYS:
-                self.env_runners(**{key: value})
-            else:
-                setattr(self, key, value)
-        return self
+        # (rollout_fragment_length, num_envs_per_env_runner and gym_env_vectorize_mode are
+        # RLlib's own EnvRunner settings, which `env_runners()` sets as plain attributes too.)
+        return set_given(
+            self,
+            gamma=gamma,
+            lr=lr,
+            train_batch_size_per_learner=train_batch_size_per_learner,
+            replay_capacity=replay_capacity,
+            replay_shards=replay_shards,
+            learning_starts=learning_starts,
+            updates_per_env_step=updates_per_env_step,
+            target_update_freq=target_update_freq,
+            loss=loss,
+            optimizer_type=optimizer_type,
+            optimizer_epsilon=optimizer_epsilon,
+            grad_clip=grad_clip,
+            epsilon_initial=epsilon_initial,
+            epsilon_final=epsilon_final,
+            epsilon_decay=epsilon_decay,
+            epsilon_decay_factor=epsilon_decay_factor,
+            epsilon_decay_steps=epsilon_decay_steps,
+            hidden_sizes=list(hidden_sizes) if hidden_sizes is not None else None,
+            activation=activation,
+            init=init,
+            double_q=double_q,
+            dueling=dueling,
+            n_step=n_step,
+            prioritized_replay=prioritized_replay,
+            prioritized_replay_alpha=prioritized_replay_alpha,
+            prioritized_replay_beta=prioritized_replay_beta,
+            life_loss_terminal=life_loss_terminal,
+            checkpoint_replay=checkpoint_replay,
+            overlap_sampling=overlap_sampling,
+            cuda_graph=cuda_graph,
+            acting_dtype=acting_dtype,
+            rollout_fragment_length=rollout_fragment_length,
+            num_envs_per_env_runner=num_envs_per_env_runner,
+            gym_env_vectorize_mode=gym_env_vectorize_mode,
+        )
 
     def validate(self) -> None:
         if self.num_gpus_per_learner == "auto":
             self.num_gpus_per_learner = learner_gpus()
         super().validate()
-        checks = {
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "lr": self.lr > 0,
-            "train_batch_size_per_learner": self.train_batch_size_per_learner >= 1,
+        check_declared(self)
+        for key, ok in {
             "replay_capacity": self.replay_capacity >= self.train_batch_size_per_learner,
-            "replay_shards": 1 <= self.replay_shards <= self.replay_capacity,
-            "learning_starts": self.learning_starts >= 0,
-            "updates_per_env_step": self.updates_per_env_step > 0,
-            "target_update_freq": self.target_update_freq >= 0,
-            "n_step": self.n_step >= 1,
-            "prioritized_replay_alpha": self.prioritized_replay_alpha >= 0,
-            "prioritized_replay_beta": self.prioritized_replay_beta >= 0,
-            "hidden_sizes": all(size >= 1 for size in self.hidden_sizes),
-            "loss": self.loss in ("huber", "mse"),
-            "optimizer_type": self.optimizer_type in ("adam", "rmsprop"),
-            "acting_dtype": self.acting_dtype in ACTING_DTYPES,
-            "preset": self.preset in ("auto", *PRESETS),
-        }
-        for key, ok in checks.items():
+            "replay_shards": self.replay_shards <= self.replay_capacity,
+        }.items():
             if not ok:
                 raise ValueError(f"{key}={getattr(self, key)!r} is out of range")
         self.epsilon_schedule()  # raises a ValueError naming bad epsilon settings

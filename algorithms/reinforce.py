@@ -30,6 +30,14 @@ from ray.rllib.utils.metrics import (
 )
 
 import envs
+from algorithms.common.config import (
+    Count,
+    NonNegative,
+    Positive,
+    Probability,
+    check_declared,
+    set_given,
+)
 from algorithms.reinforce_learner import ReinforceTorchLearner
 from algorithms.reinforce_rl_module import ReinforceTorchRLModule
 
@@ -53,13 +61,13 @@ class ReinforceConfig(AlgorithmConfig):
     def training(  # type: ignore[override]
         self,
         *,
-        gamma: float | None = None,
-        lr: float | None = None,
-        episodes_per_iteration: int | None = None,
+        gamma: Probability | None = None,
+        lr: Positive | None = None,
+        episodes_per_iteration: Count | None = None,
         normalise_returns: bool | None = None,
         baseline: bool | None = None,
-        baseline_coeff: float | None = None,
-        hiddens: int | None = None,
+        baseline_coeff: NonNegative | None = None,
+        hiddens: Count | None = None,
         **kwargs: Any,
     ) -> Self:
         """Sets the REINFORCE hyperparameters.
@@ -76,32 +84,21 @@ class ReinforceConfig(AlgorithmConfig):
         Returns:
             This config.
         """
-        given = {"gamma": gamma, "lr": lr}
-        super().training(**{k: v for k, v in given.items() if v is not None}, **kwargs)
-        own = {
-            "episodes_per_iteration": episodes_per_iteration,
-            "normalise_returns": normalise_returns,
-            "baseline": baseline,
-            "baseline_coeff": baseline_coeff,
-            "hiddens": hiddens,
-        }
-        for key, value in own.items():
-            if value is not None:
-                setattr(self, key, value)
-        return self
+        super().training(**kwargs)
+        return set_given(
+            self,
+            gamma=gamma,
+            lr=lr,
+            episodes_per_iteration=episodes_per_iteration,
+            normalise_returns=normalise_returns,
+            baseline=baseline,
+            baseline_coeff=baseline_coeff,
+            hiddens=hiddens,
+        )
 
     def validate(self) -> None:
         super().validate()
-        checks = {
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "lr": self.lr > 0,
-            "episodes_per_iteration": self.episodes_per_iteration >= 1,
-            "baseline_coeff": self.baseline_coeff >= 0,
-            "hiddens": self.hiddens >= 1,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{key}={getattr(self, key)!r} is out of range")
+        check_declared(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(

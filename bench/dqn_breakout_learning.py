@@ -29,7 +29,7 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from algorithms.dqn import DQNConfig  # noqa: E402
+import algorithms  # noqa: E402
 
 
 def main() -> None:
@@ -53,15 +53,17 @@ def main() -> None:
 def train(args: argparse.Namespace) -> list[dict]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     config = (
-        DQNConfig()
-        .environment("rldojo/Breakout-v0")
-        .training(
-            preset="book_breakout",
-            learning_starts=args.learning_starts,
-            epsilon_decay_steps=args.epsilon_decay_steps,
-            updates_per_env_step=args.updates_per_env_step,
-            num_envs_per_env_runner=args.envs,
-            checkpoint_replay=False,
+        algorithms.build(
+            "dqn",
+            "rldojo/Breakout-v0",
+            {
+                "preset": "book_breakout",
+                "learning_starts": args.learning_starts,
+                "epsilon_decay_steps": args.epsilon_decay_steps,
+                "updates_per_env_step": args.updates_per_env_step,
+                "num_envs_per_env_runner": args.envs,
+                "checkpoint_replay": False,
+            },
         )
         .reporting(min_sample_timesteps_per_iteration=2_000, metrics_num_episodes_for_smoothing=20)
         .debugging(seed=args.seed)

@@ -36,8 +36,8 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import algorithms  # noqa: E402
 import envs  # noqa: E402
-from algorithms.dqn import DQNConfig  # noqa: E402
 from bench.records import machine, report  # noqa: E402
 
 BREAKOUT = "rldojo/Breakout-v0"
@@ -86,14 +86,16 @@ class Sampling:
 
     def __init__(self, runners: int, epsilon: float = 0.1, **training: Any) -> None:
         config = (
-            DQNConfig()
-            .environment(BREAKOUT)
-            .training(
-                replay_capacity=100_000,
-                learning_starts=10**12,  # sampling only
-                epsilon_initial=epsilon,
-                epsilon_final=epsilon,
-                **training,
+            algorithms.build(
+                "dqn",
+                BREAKOUT,
+                {
+                    "replay_capacity": 100_000,
+                    "learning_starts": 10**12,  # sampling only
+                    "epsilon_initial": epsilon,
+                    "epsilon_final": epsilon,
+                    **training,
+                },
             )
             .env_runners(num_env_runners=runners)
             .reporting(min_sample_timesteps_per_iteration=1)

@@ -32,7 +32,7 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from algorithms.dqn import DQNConfig  # noqa: E402
+import algorithms  # noqa: E402
 
 TARGET = 475.0
 WINDOW = 20  # episodes in the reported mean return
@@ -41,9 +41,7 @@ REPORT_STEPS = 500  # env steps per reported iteration (reporting only; learning
 
 def rldojo_config(preset: str, seed: int) -> Any:
     return (
-        DQNConfig()
-        .environment("CartPole-v1")
-        .training(preset=preset)  # type: ignore[arg-type]
+        algorithms.build("dqn", "CartPole-v1", {"preset": preset})
         .reporting(
             metrics_num_episodes_for_smoothing=WINDOW,
             min_sample_timesteps_per_iteration=REPORT_STEPS,

@@ -37,8 +37,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import algorithms  # noqa: E402
 import envs  # noqa: E402
-from algorithms.dqn import DQNConfig  # noqa: E402
 from bench.records import machine, report  # noqa: E402
 
 BREAKOUT, CARTPOLE = "rldojo/Breakout-v0", "CartPole-v1"
@@ -53,13 +53,15 @@ def rldojo_learner(env_id: str, gpus: int = 0, **training: Any) -> tuple[Any, Up
     """rldojo's DQN and n gradient steps through `learn_from_replay`, as `training_step` calls
     them (replay filled by one sampling iteration, learning switched off)."""
     config = (
-        DQNConfig()
-        .environment(env_id)
-        .training(
-            replay_capacity=10_000,
-            learning_starts=10**12,
-            train_batch_size_per_learner=BATCH[env_id],
-            **training,
+        algorithms.build(
+            "dqn",
+            env_id,
+            {
+                "replay_capacity": 10_000,
+                "learning_starts": 10**12,
+                "train_batch_size_per_learner": BATCH[env_id],
+                **training,
+            },
         )
         .learners(num_gpus_per_learner=gpus)
         .reporting(min_sample_timesteps_per_iteration=1000)

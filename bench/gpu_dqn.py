@@ -48,9 +48,9 @@ from torch.nn import functional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import algorithms  # noqa: E402
 import envs  # noqa: E402
 from algorithms.common.q_network import QNetwork, native_bfloat16  # noqa: E402
-from algorithms.dqn import DQNConfig  # noqa: E402
 from algorithms.dqn_learner import UPDATES_LIFETIME  # noqa: E402
 from bench.dqn_breakout_throughput import raw_python_loop, raw_rate, raw_vector  # noqa: E402
 from bench.dqn_learners import BREAKOUT, alternate, rldojo_learner, rllib_learner  # noqa: E402
@@ -147,15 +147,17 @@ def learners(args: argparse.Namespace, gpus: int) -> dict[str, Any]:
 
 def end_to_end(args: argparse.Namespace, gpus: int, ratio: float) -> dict[str, Any]:
     config = (
-        DQNConfig()
-        .environment(BREAKOUT)
-        .training(
-            replay_capacity=100_000,
-            learning_starts=args.learning_starts,
-            updates_per_env_step=ratio,
-            epsilon_initial=0.1,
-            epsilon_final=0.1,
-            overlap_sampling=True,
+        algorithms.build(
+            "dqn",
+            BREAKOUT,
+            {
+                "replay_capacity": 100_000,
+                "learning_starts": args.learning_starts,
+                "updates_per_env_step": ratio,
+                "epsilon_initial": 0.1,
+                "epsilon_final": 0.1,
+                "overlap_sampling": True,
+            },
         )
         .env_runners(num_env_runners=args.runners)
         .learners(num_gpus_per_learner=gpus)

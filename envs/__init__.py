@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -27,6 +28,42 @@ RLDOJO_ENV_IDS: tuple[str, ...] = (
     "rldojo/Atari-v0",
 )
 ENV_IDS: tuple[str, ...] = (*RLDOJO_ENV_IDS, "CartPole-v1")
+
+
+@dataclass(frozen=True)
+class EnvKind:
+    """What an env gives and takes, which is what an algorithm must handle to train on it.
+
+    `observation`: "discrete" (a cell index), "vector" (a Box of one dimension) or "image" (a
+    Box of three); `action`: "discrete" or "continuous"; `model`: it offers its transition model
+    (`transition_model()`) to plan on. tests/envs check these against the real spaces.
+    """
+
+    observation: str
+    action: str
+    model: bool = False
+
+
+KINDS: dict[str, EnvKind] = {
+    "rldojo/PlanningGrid-v0": EnvKind("discrete", "discrete", model=True),
+    "rldojo/GridWorld-v0": EnvKind("discrete", "discrete", model=True),
+    "rldojo/MovingObstacles-v0": EnvKind("vector", "discrete"),
+    "rldojo/ContinuousCartPole-v0": EnvKind("vector", "continuous"),
+    "rldojo/Breakout-v0": EnvKind("image", "discrete"),
+    "rldojo/Atari-v0": EnvKind("image", "discrete"),
+    "CartPole-v1": EnvKind("vector", "discrete"),
+}
+
+
+def kind_of(env: gym.Env) -> EnvKind:
+    """An env's kind, read from its spaces (what `KINDS` declares for each id)."""
+    observation, action = env.observation_space, env.action_space
+    if isinstance(observation, gym.spaces.Discrete):
+        seen = "discrete"
+    else:
+        seen = "image" if len(observation.shape or ()) == 3 else "vector"
+    acted = "discrete" if isinstance(action, gym.spaces.Discrete) else "continuous"
+    return EnvKind(seen, acted, model=hasattr(env.unwrapped, "transition_model"))
 
 
 def _register(env_id: str, entry_point: str, **kwargs: Any) -> None:

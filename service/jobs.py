@@ -105,7 +105,7 @@ class JobService:
         job_id = new_id()
         directory = self.directory(job_id)
         spec_json = spec.model_dump(mode="json")
-        resolved = resolved_config(config)
+        resolved = resolved_config(config, spec)
         directory.write_spec(spec_json)
         directory.write_config(resolved)
         self.store.create_job(

@@ -51,7 +51,7 @@ class StopSpec(_Strict):
     """When to stop; training stops at the first criterion met.
 
     A spec with none of `iterations`, `env_steps` and `seconds` (`return_mean` alone may never
-    be reached) gets its algorithm's default stop (`algorithms.ALGORITHMS[...].default_stop`).
+    be reached) gets the default stop of its algorithm and env (`algorithms.default_stop`).
     """
 
     iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
@@ -167,7 +167,9 @@ class JobSpec(_Strict):
         if self.env is None:
             self.env = entry.default_env
         if not self.stop.bounded:
-            self.stop = self.stop.model_copy(update=entry.default_stop)
+            default = algorithms.default_stop(self.algorithm, self.env, self.config)
+            given = self.stop.model_dump(exclude_none=True)  # a return_mean stays, as asked
+            self.stop = self.stop.model_copy(update={**default, **given})
         return self
 
     @property
@@ -224,11 +226,8 @@ def _config_problems(
             problems.append((error.location, error.message))
     if problems:
         return problems, typed
-    built = algorithms.get(algorithm).config_class()
-    built.environment(env_id, env_config=dict(env_config))
     try:
-        built.training(**typed)
-        built.validate()
+        algorithms.build(algorithm, env_id, typed, env_config=dict(env_config)).validate()
     except (ValueError, TypeError) as error:
         problems.append((_named("config", config, error), str(error)))
     return problems, typed
@@ -348,6 +347,9 @@ def _cross_field_problems(
     problems: list[Problem] = []
     typed: dict[str, Any] = {}
     if env_id in envs.ENV_IDS and ("env",) not in reported:
+        refused = algorithms.get(algorithm).refuses(env_id)
+        if refused is not None:
+            return [(("env",), refused)], {}
         if usable["env_config"]:
             problems += _env_config_problems(env_id, env_config)
         if usable["config"]:

@@ -42,9 +42,9 @@ STOP_POLL_S = 1.0  # how often a running job looks for a stop request in its dir
 
 def build_config(spec: JobSpec) -> AlgorithmConfig:
     """The algorithm's config with the spec's env, overrides, seed and resources applied."""
-    entry = algorithms.get(spec.algorithm)
-    config = entry.config_class().environment(spec.env_id, env_config=dict(spec.env_config))
-    config.training(**spec.config)
+    config = algorithms.build(
+        spec.algorithm, spec.env_id, spec.config, env_config=dict(spec.env_config)
+    )
     if spec.seed is not None:
         config.debugging(seed=spec.seed)
     resources = spec.resources
@@ -59,13 +59,17 @@ def build_config(spec: JobSpec) -> AlgorithmConfig:
     return config
 
 
-def resolved_config(config: AlgorithmConfig) -> dict[str, Any]:
-    """The config as the job runs it, every default filled in: its JSON-safe settings.
+def resolved_config(config: AlgorithmConfig, spec: JobSpec | None = None) -> dict[str, Any]:
+    """The config as the job runs it, every default filled in: its JSON-safe settings, and
+    the preset it got (`preset`, from the spec's choice or its env).
 
     RLlib's `to_dict()` also holds classes and callables (the algorithm, module and connector
     classes); those say nothing a user can set and are left out.
     """
-    return {key: value for key, value in config.to_dict().items() if _json_safe(value)}
+    resolved = {key: value for key, value in config.to_dict().items() if _json_safe(value)}
+    if spec is not None:
+        resolved["preset"] = algorithms.chosen_preset(spec.algorithm, spec.env_id, spec.config)
+    return resolved
 
 
 def _json_safe(value: Any) -> bool:
@@ -172,7 +176,7 @@ def train(
     else:
         if directory.read_spec() is None:  # `rldojo train`; an API job's was written at submit
             directory.write_spec(spec.model_dump(mode="json"))
-            directory.write_config(resolved_config(build_config(spec)))
+            directory.write_config(resolved_config(build_config(spec), spec))
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(spec),

@@ -13,11 +13,12 @@ Two training loops cover the book's first half:
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
 import tree
+from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -36,6 +37,7 @@ from ray.rllib.utils.metrics import (
 )
 
 import envs
+from algorithms.common.config import Count, NonNegative, Probability, check_declared, set_given
 from envs.grid_world import TabularModel
 
 # ---- the module: a Q-table (and a V-table) that acts epsilon-greedily ------------------------
@@ -122,6 +124,8 @@ def episode_arrays(episode: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # ---- the configs -----------------------------------------------------------------------------
 
+StepSize = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]  # alpha: 0 < alpha <= 1
+
 
 class TabularConfig(AlgorithmConfig):
     """Settings shared by the tabular algorithms; the defaults are the book's (section 3)."""
@@ -138,10 +142,10 @@ class TabularConfig(AlgorithmConfig):
     def training(
         self,
         *,
-        gamma: float | None = None,
-        alpha: float | None = None,
-        epsilon: float | None = None,
-        episodes_per_iteration: int | None = None,
+        gamma: Probability | None = None,
+        alpha: StepSize | None = None,
+        epsilon: Probability | None = None,
+        episodes_per_iteration: Count | None = None,
         **kwargs: Any,
     ) -> Self:
         """Sets the tabular hyperparameters.
@@ -155,26 +159,18 @@ class TabularConfig(AlgorithmConfig):
         Returns:
             This config.
         """
-        super().training(**({"gamma": gamma} if gamma is not None else {}), **kwargs)
-        if alpha is not None:
-            self.alpha = alpha
-        if epsilon is not None:
-            self.epsilon = epsilon
-        if episodes_per_iteration is not None:
-            self.episodes_per_iteration = episodes_per_iteration
-        return self
+        super().training(**kwargs)
+        return set_given(
+            self,
+            gamma=gamma,
+            alpha=alpha,
+            epsilon=epsilon,
+            episodes_per_iteration=episodes_per_iteration,
+        )
 
     def validate(self) -> None:
         super().validate()
-        checks = {
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "alpha": 0.0 < self.alpha <= 1.0,
-            "epsilon": 0.0 <= self.epsilon <= 1.0,
-            "episodes_per_iteration": self.episodes_per_iteration >= 1,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{key}={getattr(self, key)!r} is out of range")
+        check_declared(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(module_class=TabularRLModule, model_config={"epsilon": self.epsilon})
@@ -193,10 +189,10 @@ class PlanningConfig(TabularConfig):
     def training(  # type: ignore[override]
         self,
         *,
-        gamma: float | None = None,
-        sweeps_per_iteration: int | None = None,
-        tolerance: float | None = None,
-        episodes_per_iteration: int | None = None,
+        gamma: Probability | None = None,
+        sweeps_per_iteration: Count | None = None,
+        tolerance: NonNegative | None = None,
+        episodes_per_iteration: Count | None = None,
         **kwargs: Any,
     ) -> Self:
         """Sets the dynamic-programming hyperparameters.
@@ -211,18 +207,7 @@ class PlanningConfig(TabularConfig):
             This config.
         """
         super().training(gamma=gamma, episodes_per_iteration=episodes_per_iteration, **kwargs)
-        if sweeps_per_iteration is not None:
-            self.sweeps_per_iteration = sweeps_per_iteration
-        if tolerance is not None:
-            self.tolerance = tolerance
-        return self
-
-    def validate(self) -> None:
-        super().validate()
-        if self.sweeps_per_iteration < 1:
-            raise ValueError(f"sweeps_per_iteration={self.sweeps_per_iteration} must be >= 1")
-        if self.tolerance < 0:
-            raise ValueError(f"tolerance={self.tolerance} must be >= 0")
+        return set_given(self, sweeps_per_iteration=sweeps_per_iteration, tolerance=tolerance)
 
 
 # ---- the two training loops ------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_loss_by_hand_double_q_and_importance_weights() -> None:
 
 def test_config_defaults_presets_and_validation() -> None:
     config = DQNConfig()
-    book = PRESETS["book_cartpole"]
+    book = PRESETS["book_cartpole"].values
     assert (
         config.replay_capacity,
         config.learning_starts,
@@ -78,9 +78,8 @@ def test_config_defaults_presets_and_validation() -> None:
         book["train_batch_size_per_learner"],
     )
     assert (config.loss, config.hidden_sizes, config.target_update_freq) == ("mse", [24, 24], 0)
-    # "auto" picks the book's Breakout settings for Atari ids; values the user set stay, in
-    # whichever order the two calls come.
-    atari = DQNConfig().training(lr=3e-4).environment("rldojo/Breakout-v0")
+    # An Atari id gets the book's Breakout preset; the user's values win over it.
+    atari = algorithms.build("dqn", "rldojo/Breakout-v0", {"lr": 3e-4})
     assert (atari.lr, atari.replay_capacity, atari.learning_starts, atari.loss) == (
         3e-4,
         100_000,
@@ -94,18 +93,20 @@ def test_config_defaults_presets_and_validation() -> None:
         32,
     )
     assert atari.updates_per_env_step == 1.0 and atari.acting_dtype == "auto"
-    reference = (
-        DQNConfig().training(gym_env_vectorize_mode="sync").environment("rldojo/Breakout-v0")
-    )
+    reference = algorithms.build("dqn", "rldojo/Breakout-v0", {"gym_env_vectorize_mode": "sync"})
     assert reference.gym_env_vectorize_mode == "sync"  # the user's choice outlives the preset
-    tuned = DQNConfig().environment("CartPole-v1").training(preset="tuned_cartpole", n_step=5)
+    tuned = algorithms.build("dqn", "CartPole-v1", {"preset": "tuned_cartpole", "n_step": 5})
     assert (tuned.double_q, tuned.dueling, tuned.n_step) == (True, True, 5)
+    assert algorithms.chosen_preset("dqn", "rldojo/Atari-v0", {}) == "book_breakout"
+    assert algorithms.chosen_preset("dqn", "CartPole-v1", {"preset": "auto"}) == "book_cartpole"
     # The resolved config survives Tune's dict round trip.
     again = DQNConfig().update_from_dict(atari.to_dict())
-    assert (again.lr, again.learning_starts, again.preset) == (3e-4, 50_000, "auto")
+    assert (again.lr, again.learning_starts, again.num_envs_per_env_runner) == (3e-4, 50_000, 32)
     for bad, message in (
         ({"n_step": 0}, "n_step=0"),
+        ({"gamma": 2.0}, "gamma=2.0"),
         ({"replay_capacity": 10}, "replay_capacity=10"),
+        ({"hidden_sizes": [24, 0]}, "hidden_sizes"),
         ({"epsilon_final": 0.5, "epsilon_initial": 0.1}, "final"),
         ({"loss": "l1"}, "loss='l1'"),
         ({"acting_dtype": "float16"}, "acting_dtype='float16'"),
@@ -197,6 +198,7 @@ def test_one_iteration_on_atari_with_a_small_replay(
     config = (
         DQNConfig()
         .environment(env_id, env_config=env_config)
+        .training(**PRESETS["book_breakout"].values)
         .training(
             replay_capacity=500,
             learning_starts=64,
@@ -297,9 +299,7 @@ def _filled_replay(env_id: str, *, prioritized: bool = False) -> Replay:
 
 def _learner(env_id: str, gpus: int = 0, **training: Any) -> Any:
     config = (
-        DQNConfig()
-        .environment(env_id)
-        .training(train_batch_size_per_learner=16, **training)
+        algorithms.build("dqn", env_id, {"train_batch_size_per_learner": 16, **training})
         .learners(num_gpus_per_learner=gpus)
         .debugging(seed=0)
     )

@@ -86,3 +86,28 @@ def test_render_rgb_array(env_id: str) -> None:
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
     assert frame.min() < frame.max()  # something is drawn
     env.close()
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_each_env_is_of_the_kind_the_registry_says(env_id: str) -> None:
+    """The algorithms' env lists are derived from `envs.KINDS`: it must match the real spaces."""
+    env = envs.make(env_id)
+    try:
+        assert envs.kind_of(env) == envs.KINDS[env_id]
+    finally:
+        env.close()
+
+
+def test_an_unknown_atari_game_is_refused_with_the_closest_names() -> None:
+    from envs.atari import game_names, resolve_game
+
+    assert resolve_game("pong") == resolve_game("ALE/Pong-v5") == "ALE/Pong-v5"
+    assert {"breakout", "pong", "mspacman"} <= set(game_names())
+    with pytest.raises(
+        ValueError, match=r"game='Breakot' is not an ALE game; did you mean breakout\?"
+    ):
+        resolve_game("Breakot")
+    with pytest.raises(ValueError, match="is not an ALE game; pass a name like 'Pong'"):
+        resolve_game("not-a-game-at-all")
+    with pytest.raises(ValueError, match="did you mean breakout"):
+        envs.make("rldojo/Atari-v0", {"game": "breakot"})

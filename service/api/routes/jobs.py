@@ -76,7 +76,7 @@ def validate_job(_owner: Owner, body: Annotated[dict[str, Any], Body()]) -> Spec
         detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
     config = build_config(spec)
-    resolved = resolved_config(config)
+    resolved = resolved_config(config, spec)
     return SpecCheckOut(
         spec=spec.model_dump(mode="json"),
         hyperparameters={name: resolved.get(name) for name in spec.hyperparameters()},
