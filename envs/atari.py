@@ -35,6 +35,7 @@ Deviations from the book, and why:
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import ale_py
@@ -72,10 +73,22 @@ def resolve_game(game: str) -> str:
         wanted = f"ALE/{game}-v5".lower()
         spec = next((s for s in gym.registry.values() if s.id.lower() == wanted), None)
     if spec is None or spec.entry_point != "ale_py.env:AtariEnv":
+        close = difflib.get_close_matches(str(game).lower(), game_names(), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ValueError(
-            f"game={game!r} is not an ALE game; pass an id like 'ALE/Pong-v5' or a name like 'Pong'"
+            f"game={game!r} is not an ALE game; {hint}pass a name like 'Pong' or an id like "
+            "'ALE/Pong-v5' (`rldojo envs --games` lists them)"
         )
     return spec.id
+
+
+def game_names() -> list[str]:
+    """The bare names of the registered ALE v5 games, in lower case ("pong", "breakout")."""
+    return sorted(
+        s.id.removeprefix("ALE/").removesuffix("-v5").lower()
+        for s in gym.registry.values()
+        if s.entry_point == "ale_py.env:AtariEnv" and s.id.endswith("-v5")
+    )
 
 
 def check_atari_arguments(**counts: Any) -> None:

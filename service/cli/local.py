@@ -212,11 +212,26 @@ def list_algorithms(as_json: AsJson = False) -> None:
     out.print(table)
 
 
-def list_envs(as_json: AsJson = False) -> None:
+def list_envs(
+    as_json: AsJson = False,
+    games: Annotated[
+        bool, typer.Option("--games", help="List the ALE games rldojo/Atari-v0 plays instead.")
+    ] = False,
+) -> None:
     """List the environment ids with their observation and action spaces."""
     import gymnasium as gym
 
     import envs
+
+    if games:
+        from envs.atari import game_names
+
+        names = game_names()
+        if as_json:
+            write_json(names)
+        else:
+            out.print(", ".join(names))
+        return
 
     found = []
     for env_id in envs.ENV_IDS:
