@@ -71,12 +71,18 @@ def sign_in(page: Any, token: str) -> None:
     page.click("text=Use token")
 
 
+def open_new_job(page: Any) -> None:
+    """The New job form, once the service's settings for its algorithm and env are filled in."""
+    page.click("nav >> text=New job")
+    expect(page.locator("#defaults-note")).to_contain_text("Filled in")
+
+
 def test_submit_watch_and_evaluate_from_the_page(
     page: Any, alice: Client, js_errors: list[str], tmp_path: Path
 ) -> None:
     sign_in(page, ALICE)
     expect(page.locator("#jobs")).to_be_visible()
-    page.click("nav >> text=New job")
+    open_new_job(page)
     page.select_option("#f-algorithm", "q_learning")
     expect(page.locator("[id='f-config.alpha']")).to_have_value("0.01")  # the API's default
     page.select_option("#f-env", "rldojo/GridWorld-v0")
@@ -132,13 +138,35 @@ def test_an_invalid_value_shows_the_api_message_beside_its_field(
 ) -> None:
     before = len(alice.jobs())
     sign_in(page, ALICE)
-    page.click("nav >> text=New job")
+    open_new_job(page)
     page.fill("[id='f-config.alpha']", "abc")
     page.click("#submit-form button[type=submit]")
     error = page.locator("[data-field='config.alpha'] .field-error")
     expect(error).to_have_text("Input should be a valid number, unable to parse string as a number")
     expect(page.locator("[data-field='config.gamma'] .field-error")).to_be_hidden()
     assert page.url.endswith("#/new") and len(alice.jobs()) == before
+    assert js_errors == []
+
+
+def test_the_env_choice_fills_that_envs_settings_and_keeps_typed_values(
+    page: Any, js_errors: list[str]
+) -> None:
+    sign_in(page, ALICE)
+    open_new_job(page)
+    page.select_option("#f-algorithm", "dqn")
+    lr, capacity = page.locator("[id='f-config.lr']"), page.locator("[id='f-config.replay_capacity']")
+    expect(page.locator("#defaults-note")).to_contain_text("dqn's settings for CartPole-v1")
+    expect(lr).to_have_value("0.001")  # book 5.2
+    expect(capacity).to_have_value("2000")
+    page.fill("[id='f-config.gamma']", "0.95")  # typed by the user: no preset overwrites it
+    page.select_option("#f-env", "rldojo/Breakout-v0")
+    expect(page.locator("#defaults-note")).to_contain_text("for rldojo/Breakout-v0")
+    expect(lr).to_have_value("0.0001")  # book 6.2
+    expect(capacity).to_have_value("100000")
+    expect(page.locator("[id='f-config.gamma']")).to_have_value("0.95")
+    expect(page.locator("[id='f-stop.env_steps']")).to_have_attribute(
+        "placeholder", "10000000 (default)"
+    )
     assert js_errors == []
 
 
@@ -191,7 +219,7 @@ def test_every_field_error_shows_at_once_with_a_summary_and_focus(
 ) -> None:
     before = len(alice.jobs())
     sign_in(page, ALICE)
-    page.click("nav >> text=New job")
+    open_new_job(page)
     page.select_option("#f-algorithm", "q_learning")
     expect(page.locator("[id='f-config.alpha']")).to_have_value("0.01")
     page.fill("[id='f-stop.iterations']", "0")
@@ -233,4 +261,47 @@ def test_a_failed_job_says_why_and_offers_nothing_that_cannot_work(
     expect(failure).to_contain_text(final.message)
     expect(page.locator("#resume")).to_be_disabled()  # no checkpoint to resume from
     expect(page.locator("#evaluate")).to_be_disabled()
+    assert js_errors == []
+
+
+def test_compare_leaderboard_and_webhooks_views(
+    page: Any, alice: Client, js_errors: list[str]
+) -> None:
+    base = {"algorithm": "q_learning", "env": "rldojo/GridWorld-v0", "stop": {"iterations": 3}}
+    first = alice.submit({**base, "name": "alpha-0.1", "config": {"alpha": 0.1}, "seed": 1})
+    second = alice.submit({**base, "name": "alpha-0.3", "config": {"alpha": 0.3}, "seed": 1})
+    for job in (first, second):
+        assert alice.wait(job.id, timeout=SLOW_MS / 1000).status == "SUCCEEDED"
+    evaluation = alice.evaluate(first.id, episodes=2)
+    assert alice.wait_evaluation(evaluation.id, timeout=SLOW_MS / 1000).status == "SUCCEEDED"
+    sign_in(page, ALICE)
+
+    # Picked in the job list, compared: a line per job and the one setting that differs.
+    for job in (first, second):
+        page.locator(f"tr[data-job='{job.id}'] input.pick").check()
+    page.click("#compare")
+    page.wait_for_url(re.compile(r"#/compare/"))
+    expect(page.locator("#compare-jobs li")).to_have_count(2)
+    expect(page.locator("#compare-chart path.series")).to_have_count(2)
+    alpha_row = page.locator("#differences tbody tr", has_text="config.alpha")
+    expect(alpha_row).to_contain_text("0.1")
+    expect(alpha_row).to_contain_text("0.3")
+    expect(page.locator("#differences tbody")).not_to_contain_text("config.gamma")
+
+    # The evaluated checkpoint is on the leaderboard of its env.
+    page.click("nav >> text=Leaderboard")
+    page.select_option("#leaderboard-env", "rldojo/GridWorld-v0")
+    expect(page.locator(f"#leaderboard tbody tr a[href='#/jobs/{first.id}']")).to_have_count(1)
+
+    # A webhook added from the page: its secret shown once, listed, then removed.
+    page.click("nav >> text=Webhooks")
+    page.fill("#webhook-url", "http://127.0.0.1:9/rldojo")
+    page.click("text=Add webhook")
+    expect(page.locator("#webhook-secret")).to_contain_text("signing secret")
+    (hook,) = [h for h in alice.webhooks() if h.url == "http://127.0.0.1:9/rldojo"]
+    row = page.locator("#webhooks tbody tr", has_text=hook.id)
+    expect(row).to_have_count(1)
+    row.locator("button.danger").click()
+    expect(row).to_have_count(0)
+    assert hook.id not in [h.id for h in alice.webhooks()]
     assert js_errors == []

@@ -171,7 +171,7 @@ function render(view, algorithms, envs, signal) {
       defaults = checked.hyperparameters;
       for (const [name, value] of Object.entries(defaults)) {
         const box = input(`config.${name}`);
-        if (box) setValue(box, value);
+        if (box && !box.dataset.edited) setValue(box, value); // what the user typed stays
       }
       const stops = Object.entries(checked.spec.stop).filter(([, v]) => v !== null);
       for (const key of ["iterations", "env_steps", "return_mean", "seconds"]) {
@@ -247,6 +247,7 @@ function render(view, algorithms, envs, signal) {
       submitButton.disabled = false;
     }
   });
+  configBox.addEventListener("input", (event) => { event.target.dataset.edited = "1"; });
   algorithmSelect.addEventListener("change", chooseAlgorithm);
   envSelect.addEventListener("change", () => { clearErrors(); loadDefaults(); });
   fill(view, h("h1", {}, "New job"), form);
