@@ -50,6 +50,8 @@ class AlgorithmEntry:
             no preset says otherwise: enough for the book's envs to be learned.
         needs_model: it plans on the env's transition model instead of sampling it.
         presets_path: "module:PRESETS" of its named presets, or None.
+        gpu_learner: its learner takes a GPU when the cluster has one and the spec names no
+            number (`algorithms.common.devices.learner_gpus`).
     """
 
     name: str
@@ -62,6 +64,7 @@ class AlgorithmEntry:
     default_stop: dict[str, float] = field(default_factory=lambda: {"iterations": 50})
     needs_model: bool = False
     presets_path: str | None = None
+    gpu_learner: bool = False
 
     @property
     def config_class(self) -> type[AlgorithmConfig]:
@@ -184,6 +187,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             book_section="5.2, 6.2",
             default_stop={"env_steps": 200_000},
             presets_path="algorithms.dqn:PRESETS",
+            gpu_learner=True,
         ),
         AlgorithmEntry(
             "actor_critic",

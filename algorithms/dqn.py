@@ -41,8 +41,6 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import ray
-import torch
 from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -197,21 +195,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def learner_gpus(cluster_resources: dict[str, float] | None = None) -> int:
-    """1 GPU per learner when the cluster has one, else 0 (CPU learners, same code path).
-
-    Args:
-        cluster_resources: `ray.cluster_resources()`; read from Ray (or, before Ray starts,
-            from this machine's CUDA devices) when None.
-    """
-    if cluster_resources is None:
-        if ray.is_initialized():
-            cluster_resources = ray.cluster_resources()
-        else:
-            cluster_resources = {"GPU": float(torch.cuda.device_count())}
-    return 1 if cluster_resources.get("GPU", 0) >= 1 else 0
-
-
 # ---- the config ------------------------------------------------------------------------------
 
 
@@ -263,9 +246,6 @@ class DQNConfig(AlgorithmConfig):
         self.overlap_sampling = False  # EnvRunners sample while the learner learns
         self.cuda_graph = True  # on a GPU, replay each update from a captured CUDA graph
         self.acting_dtype = "float32"  # precision of the EnvRunners' greedy actions
-        # "auto": 1 GPU per learner when the cluster has one at validate(), else 0 (the same
-        # code path on the CPU); an explicit `learners(num_gpus_per_learner=...)` is kept.
-        self.num_gpus_per_learner = "auto"  # type: ignore[assignment]
         self.num_env_runners = 1  # EnvRunner processes; they push to the replay actor
         self.rollout_fragment_length = 4  # env steps per env and iteration step
         self.min_sample_timesteps_per_iteration = 1000  # env steps per reported iteration
@@ -399,8 +379,6 @@ class DQNConfig(AlgorithmConfig):
         )
 
     def validate(self) -> None:
-        if self.num_gpus_per_learner == "auto":
-            self.num_gpus_per_learner = learner_gpus()
         super().validate()
         check_declared(self)
         for key, ok in {

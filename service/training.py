@@ -30,6 +30,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 import algorithms
 from algorithms.common import metrics
+from algorithms.common.devices import learner_gpus
 from service import quiet
 from service.jobdir import JobDirectory, finite_float
 from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
@@ -54,6 +55,8 @@ def build_config(spec: JobSpec) -> AlgorithmConfig:
         config.learners(num_learners=resources.learners)
     if resources.gpus_per_learner is not None:
         config.learners(num_gpus_per_learner=resources.gpus_per_learner)
+    elif algorithms.get(spec.algorithm).gpu_learner:
+        config.learners(num_gpus_per_learner=learner_gpus())
     if resources.placement is not None:
         config.resources(placement_strategy=resources.placement)
     return config

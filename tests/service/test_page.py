@@ -154,7 +154,10 @@ def test_the_env_choice_fills_that_envs_settings_and_keeps_typed_values(
     sign_in(page, ALICE)
     open_new_job(page)
     page.select_option("#f-algorithm", "dqn")
-    lr, capacity = page.locator("[id='f-config.lr']"), page.locator("[id='f-config.replay_capacity']")
+    lr, capacity = (
+        page.locator("[id='f-config.lr']"),
+        page.locator("[id='f-config.replay_capacity']"),
+    )
     expect(page.locator("#defaults-note")).to_contain_text("dqn's settings for CartPole-v1")
     expect(lr).to_have_value("0.001")  # book 5.2
     expect(capacity).to_have_value("2000")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from algorithms.common.devices import learner_gpus
 from service.spec import JobSpec, SpecError, parse_spec
-from service.training import param_space, stop_criteria
+from service.training import build_config, param_space, resolved_config, stop_criteria
 
 EXAMPLE = {
     "algorithm": "q_learning",
@@ -70,3 +71,42 @@ def test_bad_input_names_the_field(patch, location, message):
         parse_spec({**EXAMPLE, **patch})
     (error,) = [e for e in caught.value.errors if e["loc"][: len(location)] == location]
     assert message in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "location", "message"),
+    [
+        ({"algorithm": "dqn", "env": "rldojo/GridWorld-v0"}, ["env"], "needs vector or image"),
+        ({"algorithm": "q_learning", "env": "CartPole-v1"}, ["env"], "needs discrete"),
+        ({"algorithm": "monte_carlo", "env": "CartPole-v1"}, ["env"], "needs discrete"),
+        ({"algorithm": "a3c", "env": "rldojo/ContinuousCartPole-v0"}, ["env"], "discrete actions"),
+        ({"algorithm": "dqn", "config": {"preset": "fast"}}, ["config", "preset"], "'auto'"),
+        ({"algorithm": "dqn", "config": {"lr": -1}}, ["config", "lr"], "greater than 0"),
+        ({"algorithm": "dqn", "config": {"hidden_sizes": [0]}}, ["config", "hidden_sizes"], ""),
+        (
+            {"algorithm": "dqn", "env": "rldojo/Atari-v0", "env_config": {"game": "Breakot"}},
+            ["env_config", "game"],
+            "did you mean breakout",
+        ),
+    ],
+)
+def test_what_cannot_train_is_refused_with_the_reason(spec, location, message):
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**spec, "stop": {"iterations": 1}})
+    errors = [e for e in caught.value.errors if e["loc"][: len(location)] == location]
+    assert errors and message in errors[0]["msg"], caught.value.errors
+
+
+def test_settings_follow_the_env_and_the_users_values_win():
+    a3c_cartpole = build_config(parse_spec({"algorithm": "a3c", "env": "CartPole-v1"}))
+    a3c_breakout = build_config(parse_spec({"algorithm": "a3c"}))
+    assert (a3c_cartpole.lr, a3c_breakout.lr) == (1e-3, 1e-4)  # book 6.3 v2 on Breakout
+    assert parse_spec({"algorithm": "a3c", "env": "CartPole-v1"}).stop.return_mean == 475.0
+    mine = parse_spec({"algorithm": "dqn", "env": "rldojo/Breakout-v0", "config": {"lr": 3e-4}})
+    config = build_config(mine)
+    assert (config.lr, config.replay_capacity) == (3e-4, 100_000)  # the user's lr, the book's rest
+    assert resolved_config(config, mine)["preset"] == "book_breakout"
+    # The number of GPUs per learner is a number: the cluster's (none here) unless asked for.
+    assert config.num_gpus_per_learner == learner_gpus() == 0
+    asked = parse_spec({"algorithm": "dqn", "resources": {"gpus_per_learner": 0}})
+    assert build_config(asked).num_gpus_per_learner == 0
