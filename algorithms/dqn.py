@@ -379,6 +379,8 @@ class DQNConfig(AlgorithmConfig):
         )
 
     def validate(self) -> None:
+        if self.num_gpus_per_learner == "auto":  # checkpoints written before devices.py said so
+            self.num_gpus_per_learner = 0
         super().validate()
         check_declared(self)
         for key, ok in {
