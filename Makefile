@@ -75,7 +75,7 @@ test-cluster: $(STAMP) system-deps
 # stay apart, stops right after submit are true, resumes continue. Minutes, so outside
 # `make test`; CI runs it too.
 test-lifecycle: $(STAMP)
-	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py
+	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py tests/test_readme.py
 
 # The image's wheels, for a build that reaches no package index (CI here, an air-gapped site):
 # downloaded by this host's pip; the Dockerfile installs from them with WHEELHOUSE=$(WHEELHOUSE).
