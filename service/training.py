@@ -339,16 +339,21 @@ class _ForwardToLive(tune.Callback):
 
 
 class _ResumeFromNewest(tune.Callback):
-    """Before a resumed experiment starts its trials, point each at its newest checkpoint.
+    """Before a resumed experiment starts its trials, point each at its newest checkpoint that
+    its stored rows reach.
 
     `Tuner.restore` continues a trial from the last checkpoint Tune's experiment snapshot
     recorded. A checkpoint written just before the driver ended (stopped mid-save, or killed
     between snapshots) is on storage but not in that snapshot, and the trial would go back to
-    an older one. This registers the newest checkpoint whose algorithm state is readable with
-    the trial's checkpoint manager (with its iteration's result row, which Tune restores its
-    counters from), and moves the trial's checkpoint numbering past it. The manager first
-    forgets snapshot checkpoints the ended driver already deleted (`num_to_keep`): Tune would
-    fail deleting them again.
+    an older one. The other way round, the rows of the last second or two before a whole
+    cluster went down may be lost with the driver that staged them while a checkpoint past them
+    was uploaded: resuming there would leave a gap in the rows the user sees, so the newest
+    checkpoint at or before the last stored row is the one used.
+
+    The chosen checkpoint is registered with the trial's checkpoint manager (with its
+    iteration's result row, which Tune restores its counters from) and the trial's checkpoint
+    numbering moves past it. The manager first forgets snapshot checkpoints the ended driver
+    already deleted (`num_to_keep`), which Tune would fail deleting again, and any past the rows.
     """
 
     def __init__(self, directory: JobDirectory) -> None:
@@ -367,33 +372,51 @@ class _ResumeFromNewest(tune.Callback):
         from ray.train._internal.session import _TrainingResult
 
         trial_path = f"{self.directory.experiment_path}/{trial.storage.trial_dir_name}"
-        on_storage = self.directory.trial_checkpoints(trial_path)
-        manager = trial.run_metadata.checkpoint_manager
-        paths = {checkpoint.path for checkpoint in on_storage}
-        # Tune 2.60 keeps this list privately; nothing public removes an entry from it.
-        manager._checkpoint_results = [
-            kept for kept in manager._checkpoint_results if kept.checkpoint.path in paths
+        rows = self.directory.trial_rows(trial_path)
+        reached = max((int(row[metrics.ITERATION]) for row in rows), default=0)
+        usable = [
+            checkpoint
+            for checkpoint in self.directory.trial_checkpoints(trial_path)
+            if checkpoint.iteration is not None and checkpoint.iteration <= reached
         ]
-        newest = on_storage[-1] if on_storage else None
-        known = trial.latest_checkpoint_result
-        known_iteration = int((known.metrics or {}).get(metrics.ITERATION, 0)) if known else 0
-        if newest is None or newest.iteration is None or newest.iteration <= known_iteration:
+        newest = usable[-1] if usable else None
+        newest_path = newest.path if newest is not None else None
+        manager = trial.run_metadata.checkpoint_manager
+        known = manager.latest_checkpoint_result
+        # Tune 2.60 keeps these privately; nothing public removes an entry from them.
+        keep = {checkpoint.path for checkpoint in usable}
+        manager._checkpoint_results = [
+            kept for kept in manager._checkpoint_results if kept.checkpoint.path in keep
+        ]
+        if newest is not None and known is not None and known.checkpoint.path == newest.path:
+            return  # the snapshot's own choice
+        manager._checkpoint_results = [
+            kept for kept in manager._checkpoint_results if kept.checkpoint.path != newest_path
+        ]
+        manager._latest_checkpoint_result = None
+        trial.invalidate_json_state()
+        if newest is None:
+            logger.info("trial %s starts again: no checkpoint its rows reach", trial.trial_id)
             return
-        row = self.directory.result_at(trial_path, newest.iteration)
-        result = _TrainingResult(
-            checkpoint=tune.Checkpoint(newest.path, self.directory.fs),
-            metrics=row or {metrics.ITERATION: newest.iteration},
+        at = int(newest.iteration or 0)  # (never None: `usable` holds only read iterations)
+        row = self.directory.result_at(trial_path, at)
+        manager.register_checkpoint(
+            _TrainingResult(
+                checkpoint=tune.Checkpoint(newest.path, self.directory.fs),
+                metrics=row or {metrics.ITERATION: at},
+            )
         )
-        manager.register_checkpoint(result)
         index = int(newest.path.rsplit("_", 1)[-1])
         trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, index)
-        trial.invalidate_json_state()
+        known_iteration = int((known.metrics or {}).get(metrics.ITERATION, 0)) if known else 0
         logger.info(
-            "trial %s resumes from %s (iteration %d), newer than the snapshot's (iteration %d)",
+            "trial %s resumes from %s (iteration %d; the snapshot's was iteration %d, rows "
+            "reach %d)",
             trial.trial_id,
             newest.path.rsplit("/", 1)[-1],
-            newest.iteration,
+            at,
             known_iteration,
+            reached,
         )
 
 

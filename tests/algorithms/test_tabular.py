@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pydantic import TypeAdapter, ValidationError
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
@@ -148,8 +149,13 @@ def test_training_round_trip_and_hyperparameter_schema():
     config = algorithms.default_config("sarsa").training(alpha=0.2, episodes_per_iteration=3)
     assert (config.alpha, config.episodes_per_iteration) == (0.2, 3)
     params = algorithms.hyperparameters("value_iteration")
-    assert params["tolerance"].type is float
-    assert params["sweeps_per_iteration"].type is int
+    # The declared types carry their ranges: what the spec checks and the form shows.
+    tolerance, sweeps = (TypeAdapter(params[k].type) for k in ("tolerance", "sweeps_per_iteration"))
+    assert tolerance.validate_python(0.5) == 0.5 and sweeps.validate_python(3) == 3
+    assert tolerance.json_schema()["type"] == "number" and sweeps.json_schema()["type"] == "integer"
+    for adapter, bad in ((tolerance, -1.0), (tolerance, float("nan")), (sweeps, 0)):
+        with pytest.raises(ValidationError):
+            adapter.validate_python(bad)
     assert params["sweeps_per_iteration"].description.startswith("Most synchronous")
 
 

@@ -98,8 +98,8 @@ def test_bad_input_gets_the_stated_answers(server: Server, alice: Client) -> Non
         ({"env_config": {"size": 100_000}}, ["env_config", "size"], "from 2 to 50"),
         ({"env_config": {"traps": [[9, 9]]}}, ["env_config", "traps"], "off the 5x5 grid"),
         ({"env_config": {"start": [2, 2]}}, ["env_config", "start"], "must not be the goal"),
-        ({"config": {"epsilon": -5}}, ["config", "epsilon"], "epsilon"),
-        ({"config": {"gamma": 2.0}}, ["config", "gamma"], "gamma"),
+        ({"config": {"epsilon": -5}}, ["config", "epsilon"], "greater than or equal to 0"),
+        ({"config": {"gamma": 2.0}}, ["config", "gamma"], "less than or equal to 1"),
         ({"seed": -1}, ["seed"], "greater than or equal to 0"),
         ({"stop": {"iterations": 10**18}}, ["stop", "iterations"], "less than or equal"),
         (

@@ -92,7 +92,7 @@ def test_job_on_s3_and_postgresql_end_to_end(
         assert folder.name == "checkpoint_000002"
         assert (folder / "algorithm_state.pkl").is_file()
         pulled = {str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()}
-        prefix = f"{PREFIX}/jobs/{job['id']}/run/"
+        prefix = f"{PREFIX}/jobs/{job['id']}/"  # the job's directory is its Tune experiment
         on_s3 = {
             key.split("/checkpoint_000002/", 1)[1]
             for key in keys
@@ -105,7 +105,8 @@ def test_job_on_s3_and_postgresql_end_to_end(
         done = alice.wait_evaluation(started["id"], timeout=180)
         assert done["status"] == "SUCCEEDED", done["message"]
         assert done["return_mean"] == 100.0
-        assert f"{PREFIX}/evaluations/{done['id']}/result.json" in s3.keys(BUCKET, PREFIX)
+        evaluation_result = f"{PREFIX}/jobs/{job['id']}/evaluations/{done['id']}/result.json"
+        assert evaluation_result in s3.keys(BUCKET, PREFIX)
 
     # The service's records are in PostgreSQL.
     store = Store(database)
