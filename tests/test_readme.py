@@ -113,13 +113,17 @@ def test_the_service_quick_start(tmp_path: Path) -> None:
                 command = command.replace(placeholder, value)
             out = shell.run(command)
             if " submit " in f" {command}":
+                if "<JOB_ID>" in printed:  # the sharing section's second job
+                    printed["<FIRST_JOB_ID>"] = printed["<JOB_ID>"]
                 printed["<JOB_ID>"] = out.split()[0]
-            if " pull " in f" {command}":
+            if " pull " in f" {command}" and "ckpt/" in command:
                 printed["ckpt/checkpoint_NNNNNN"] = out.strip()
                 assert re.fullmatch(r"ckpt/checkpoint_\d{6}", out.strip()), out
             if " evaluate " in f" {command}":
                 assert "return 100.00" in out, out
-        assert "<JOB_ID>" in printed and (tmp_path / "run.mp4").stat().st_size > 1000
+        assert "<FIRST_JOB_ID>" in printed and (tmp_path / "run.mp4").stat().st_size > 1000
+        assert (tmp_path / "both.png").stat().st_size > 1000
+        assert list((tmp_path / "best").glob("checkpoint_*/algorithm_state.pkl"))
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=60)
