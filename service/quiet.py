@@ -2,7 +2,9 @@
 
 Every run printed the same lines that say nothing about the job: that RLlib's new API stack is
 on (rldojo uses nothing else), deprecation notices about RLlib's own internals, and a hint to
-install gputil. `install()` drops exactly those records; `RLDOJO_DEBUG=1` keeps everything.
+install gputil; and, when Ray ends a worker at shutdown, the "Exception ignored in ... __del__"
+traceback of the SystemExit its SIGTERM handler raises inside a finalizer. `install()` drops
+exactly those; `RLDOJO_DEBUG=1` keeps everything.
 It runs in the CLI, in the API, and in every Ray worker of a training job
 (`worker_process_setup_hook`), where most of these lines are logged.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+from typing import Any
 
 # (logger, what its noise says): only these records are dropped, never a logger as a whole.
 NOISE: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -30,6 +34,13 @@ class _DropNoise(logging.Filter):
         return not self.pattern.search(record.getMessage())
 
 
+def _exit_in_finalizer_is_quiet(unraisable: Any) -> None:
+    """A worker told to exit while a finalizer runs is not an error worth a traceback."""
+    if isinstance(unraisable.exc_value, SystemExit):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
     """Drop the known noise in this process (once), unless RLDOJO_DEBUG is set."""
     if os.environ.get("RLDOJO_DEBUG"):
@@ -38,6 +49,7 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNoise) for f in logger.filters):
             logger.addFilter(_DropNoise(pattern))
+    sys.unraisablehook = _exit_in_finalizer_is_quiet
 
 
 # What `ray.init(runtime_env=...)` passes to every worker of a training job.

@@ -206,7 +206,11 @@ def train(
     # metrics live and narrows what a crash rolls back: a resumed trial restarts from the last
     # checkpoint that snapshot knew of, and re-writes any newer checkpoint at the same iteration.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    _live[:] = [*(callbacks or []), *([_ResumeFromNewest(directory)] if resume else [])]
+    _live[:] = [
+        *(callbacks or []),
+        _RowsBesideCheckpoints(),
+        *([_ResumeFromNewest(directory)] if resume else []),
+    ]
     try:
         with _stop_gracefully_on_sigterm():
             grid = tuner.fit()
@@ -336,6 +340,41 @@ class _ForwardToLive(tune.Callback):
     ) -> None:
         for callback in _live:
             callback.on_trial_result(iteration, trials, trial, result, **info)
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        for callback in _live:
+            callback.on_checkpoint(iteration, trials, trial, checkpoint, **info)
+
+
+class _RowsBesideCheckpoints(tune.Callback):
+    """Puts a trial's rows on storage as soon as a checkpoint of it is there.
+
+    Tune writes the rows into the driver's staging folder and copies them to storage with its
+    periodic snapshot, while a trial uploads its checkpoints itself. A driver that dies between
+    the two leaves a checkpoint on storage past the last stored row, and a resume from it would
+    leave a gap in the rows; copying the rows when the checkpoint is reported (the row of its
+    iteration is already written then) keeps them level.
+    """
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        import pyarrow.fs as pafs
+
+        staged, stored = trial.local_path, trial.path
+        if not staged or not stored or staged == stored:
+            return
+        try:
+            pafs.copy_files(
+                f"{staged}/result.json",
+                f"{stored}/result.json",
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=trial.storage.storage_filesystem,
+            )
+        except OSError as error:  # the periodic snapshot copies them anyway
+            logger.warning("rows of trial %s not copied beside its checkpoint: %s", trial, error)
 
 
 class _ResumeFromNewest(tune.Callback):
