@@ -11,9 +11,7 @@ and `import ray` are timed the same way in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import records  # noqa: E402
 from bench.service_harness import RLDOJO, TOKEN, BenchServer  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -71,16 +70,13 @@ def main() -> None:
     record = {
         "benchmark": "rldojo CLI start-up: median of fresh processes, against a real server",
         "command": ".venv/bin/python bench/cli_startup.py" + (" --as-test" if args.as_test else ""),
-        "machine": f"{platform.node()} {platform.machine()} (2 cores, shared)",
+        "machine": records.machine(),
         "runs_each": runs,
         "target_s": 0.5,
         "before": "rldojo --help 5.2 s, jobs 8.1 s, status 5.9 s (issue 16, the code before)",
         "commands": found,
     }
-    print(json.dumps(record, indent=2))
-    if not args.as_test:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "cli_startup.json").write_text(json.dumps(record, indent=2) + "\n")
+    records.report(record, str(RESULTS / "cli_startup.json"), as_test=args.as_test, ok=True)
 
 
 if __name__ == "__main__":

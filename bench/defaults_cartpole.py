@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from algorithms.evaluation import evaluate  # noqa: E402
+from bench import records  # noqa: E402
 from service import training  # noqa: E402
 from service.jobdir import JobDirectory  # noqa: E402
 from service.spec import parse_spec  # noqa: E402
@@ -86,15 +86,12 @@ def main() -> None:
         "benchmark": "defaults that learn: CartPole-v1 with only the algorithm and the env named",
         "command": ".venv/bin/python bench/defaults_cartpole.py"
         + (" --as-test" if args.as_test else ""),
-        "machine": f"{platform.node()} {platform.machine()} (2 cores, shared)",
+        "machine": records.machine(),
         "target": f"greedy mean return >= {TARGET} over 20 episodes of the best checkpoint",
         "summary": summary,
         "runs": runs,
     }
-    print(json.dumps(record, indent=2))
-    if not args.as_test:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "defaults_cartpole.json").write_text(json.dumps(record, indent=2) + "\n")
+    records.report(record, str(RESULTS / "defaults_cartpole.json"), as_test=args.as_test, ok=True)
 
 
 if __name__ == "__main__":
