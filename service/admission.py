@@ -135,3 +135,27 @@ def check_quota(spec: JobSpec, cpus: float, gpus: float, quota: Quota) -> None:
         errors.append("your quota allows no running job")
     if errors:
         raise SpecError([{"loc": ["resources"], "msg": msg} for msg in errors])
+
+
+class PriorityRefusedError(Exception):
+    """An owner asked for a priority their quota does not grant (HTTP 403, naming `priority`)."""
+
+
+def check_priority(owner: str, priority: str, high_jobs_now: int, quota: Quota) -> None:
+    """Refuse `high` beyond the owner's `high_jobs` quota (counting this job).
+
+    Args:
+        owner: who asks.
+        priority: the priority asked for.
+        high_jobs_now: the owner's other jobs at high priority, queued or running.
+        quota: the owner's quota.
+    """
+    if priority != "high" or quota.allows_high(high_jobs_now + 1):
+        return
+    if not quota.high_jobs:
+        why = f"owner {owner} may not use high priority"
+    else:
+        why = f"owner {owner} already has {high_jobs_now} of {quota.high_jobs} high-priority jobs"
+    raise PriorityRefusedError(
+        f'{why} (an operator grants it: RLDOJO_QUOTAS=\'{{"{owner}": {{"high_jobs": N}}}}\')'
+    )

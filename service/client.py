@@ -143,10 +143,12 @@ class Client:
         """One job with its latest metrics, best trial and checkpoint count."""
         return self._one(JobOut, "GET", f"/v1/jobs/{job_id}")
 
-    def stop(self, job_id: str) -> JobOut:
-        """Stop a job: STOPPED once its driver is gone, STOPPING until then (stop again to
-        force it)."""
-        return self._one(JobOut, "POST", f"/v1/jobs/{job_id}/stop")
+    def stop(self, job_id: str, wait_s: float = 0.0) -> JobOut:
+        """Stop a job. The API answers at once (STOPPING while its driver ends; a queued job is
+        STOPPED at once); with `wait_s`, poll until it is STOPPED (or terminal) for that long.
+        Stopping a STOPPING job again forces it."""
+        job = self._one(JobOut, "POST", f"/v1/jobs/{job_id}/stop")
+        return self.wait(job_id, timeout=wait_s, poll=0.25) if wait_s > 0 else job
 
     def resume(self, job_id: str) -> JobOut:
         return self._one(JobOut, "POST", f"/v1/jobs/{job_id}/resume")

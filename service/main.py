@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.admission import PriorityRefusedError
 from service.api.routes import (
     catalog,
     checkpoints,
@@ -138,6 +139,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def conflict(_request: Request, error: ConflictError) -> JSONResponse:
         return _error(status.HTTP_409_CONFLICT, str(error))
+
+    @app.exception_handler(PriorityRefusedError)
+    async def refused_priority(_request: Request, error: PriorityRefusedError) -> JSONResponse:
+        detail = [{"loc": ["body", "priority"], "msg": str(error), "type": "priority_refused"}]
+        return _error(status.HTTP_403_FORBIDDEN, detail)
 
     @app.exception_handler(ClusterUnavailableError)
     async def unavailable(_request: Request, error: ClusterUnavailableError) -> JSONResponse:

@@ -74,6 +74,10 @@ class JobOut(APIModel):
         default=None,
         description="The algorithm's config as the job runs it, every default filled in",
     )
+    stop_reason: str | None = Field(
+        default=None,
+        description="Why the current attempt was asked to stop: user, preempted or cancelled",
+    )
     priority: Priority = "normal"
     name: str | None = None
     tags: list[str] = Field(default_factory=list)

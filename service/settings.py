@@ -24,6 +24,11 @@ class Quota:
     running_jobs: int | None = None
     cpus: float | None = None
     gpus: float | None = None
+    high_jobs: int | None = None  # jobs at `high` priority at once, queued or running
+
+    def allows_high(self, jobs: int) -> bool:
+        """True when the owner may have `jobs` jobs at high priority at once."""
+        return self.high_jobs is None or jobs <= self.high_jobs
 
     def allows(self, jobs: int, cpus: float, gpus: float) -> bool:
         """True when running `jobs` jobs holding `cpus` and `gpus` stays within the quota."""
@@ -64,6 +69,10 @@ class Settings(BaseSettings):
         quota_running_jobs, quota_cpus, quota_gpus: what one owner's running jobs may hold at
             once (None: no limit); `quotas` sets them per owner
             (`{"alice": {"running_jobs": 4, "cpus": 8}}`), over these defaults.
+        quota_high_jobs: how many jobs one owner may have at `high` priority at once (queued
+            or running; `high` jobs start first and preempt others). Unset: no limit on a
+            single-user service (no API tokens), none allowed once there are tokens: an
+            operator grants it per owner (`quotas`: `{"alice": {"high_jobs": 2}}`) or to all.
         webhook_attempts: deliveries of a webhook event tried before it is marked failed
             (backoff doubling from 1 s to at most 5 minutes between tries).
     """
@@ -88,6 +97,7 @@ class Settings(BaseSettings):
     quota_running_jobs: int | None = None
     quota_cpus: float | None = None
     quota_gpus: float | None = None
+    quota_high_jobs: int | None = None
     quotas: dict[str, dict[str, float]] = Field(default_factory=dict)
     webhook_attempts: int = 12
 
@@ -122,11 +132,18 @@ class Settings(BaseSettings):
         """The owner's quota: the defaults, with their own entry in `quotas` over them."""
         own = self.quotas.get(owner, {})
         running = own.get("running_jobs", self.quota_running_jobs)
+        high = own.get("high_jobs", self._default_high_jobs())
         return Quota(
             running_jobs=int(running) if running is not None else None,
             cpus=own.get("cpus", self.quota_cpus),
             gpus=own.get("gpus", self.quota_gpus),
+            high_jobs=int(high) if high is not None else None,
         )
+
+    def _default_high_jobs(self) -> int | None:
+        if "quota_high_jobs" in self.model_fields_set:
+            return self.quota_high_jobs
+        return 0 if self.auth_enabled else None
 
     def public(self) -> dict[str, Any]:
         """Settings safe to log (no tokens)."""

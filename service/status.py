@@ -2,13 +2,15 @@
 
     QUEUED ──> PENDING ──> RUNNING ──> SUCCEEDED | FAILED
        │          │           │
-       └──────────┴───────────┴──> STOPPING ──> STOPPED      (a user's stop)
-    any active status ──> LOST                                (the Ray cluster forgot the job)
+       │          └───────────┴──> STOPPING ──> STOPPED | QUEUED (preempted)
+       └──> STOPPED (cancelled)
+    any status on Ray ──> LOST                                (the Ray cluster forgot the job)
 
 QUEUED waits in the job store for room on the cluster; PENDING and RUNNING follow Ray's job.
 STOPPING means a stop was asked for and some process of the job may still run; STOPPED is only
-written once Ray reports the job's driver gone. This module imports nothing heavy, so the CLI
-and the SDK use it without loading the database layer.
+written once Ray reports the job's driver gone. Every legal transition, and the functions that
+choose one, are in `service.lifecycle`. This module imports nothing heavy, so the CLI and the
+SDK use it without loading the database layer.
 """
 
 from __future__ import annotations

@@ -64,20 +64,21 @@ Owner = Annotated[str, Depends(current_owner)]
 JobId = Annotated[str, Path(description="A job id", max_length=64)]
 
 
-def owned_job(job_id: JobId, owner: Owner, store: StoreDep, jobs: JobsDep) -> JobRecord:
-    """The caller's job, reconciled with Ray; 404 when missing or someone else's."""
+def owned_job(job_id: JobId, owner: Owner, store: StoreDep) -> JobRecord:
+    """The caller's job as the store has it (the supervisor follows Ray); 404 when missing or
+    someone else's."""
     job = store.get_job(job_id=job_id, owner=owner)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
-    return jobs.reconcile(job)
+    return job
 
 
-def visible_job(job_id: JobId, owner: Owner, store: StoreDep, jobs: JobsDep) -> JobRecord:
+def visible_job(job_id: JobId, owner: Owner, store: StoreDep) -> JobRecord:
     """The caller's job or a job another owner shared (to read only); 404 otherwise."""
     job = store.get_job(job_id=job_id)
     if job is None or (job.owner != owner and not job.shared):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
-    return jobs.reconcile(job)
+    return job
 
 
 def owned_evaluation(

@@ -265,10 +265,17 @@ def logs(
 
 
 @guarded
-def stop(job_id: str, url: Url = None, token: Token = None) -> None:
-    """Stop a job: STOPPED once its driver is gone; STOPPING means stop again to force it."""
+def stop(
+    job_id: str,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for STOPPED (0: answer at once)")
+    ] = 60.0,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Stop a job: STOPPED once its driver is gone; still STOPPING means stop again to force it."""
     with client_for(url, token) as client:
-        job = client.stop(job_id)
+        job = client.stop(job_id, wait_s=wait)
     out.print(f"{job.id} {job.status.value}", markup=False, highlight=False)
 
 

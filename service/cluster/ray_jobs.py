@@ -14,13 +14,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray.job_submission import JobSubmissionClient
 
 from service.cluster.connection import RayConnection
+from service.lifecycle import RaySeen as RayState  # what Ray says of a job, in the store's terms
 from service.settings import Settings
 from service.status import JobStatus
 
@@ -61,16 +61,6 @@ def node_command(name: str, args: Sequence[str], own: str | None = None) -> str:
     return f"exec {program} {shlex.join(args)}"
 
 
-@dataclass(frozen=True)
-class RayState:
-    """A Ray job's status in the store's terms."""
-
-    status: JobStatus
-    message: str
-    started_at: dt.datetime | None
-    ended_at: dt.datetime | None
-
-
 def status_from_ray(info: Any | None) -> RayState:
     """Ray's `JobDetails` (None: the cluster does not know the job) as the store's status."""
     if info is None:
@@ -80,6 +70,7 @@ def status_from_ray(info: Any | None) -> RayState:
         str(info.message or ""),
         _from_ms(info.start_time),
         _from_ms(info.end_time),
+        getattr(info, "driver_exit_code", None),
     )
 
 

@@ -78,8 +78,9 @@ class JobRecord(Base):
     priority: Mapped[int] = mapped_column(Integer, default=1)
     cpus: Mapped[float] = mapped_column(Float, default=0.0)
     gpus: Mapped[float] = mapped_column(Float, default=0.0)
-    # Preempted: once STOPPED it goes back to QUEUED and resumes from its checkpoint.
-    requeue: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why the current attempt was asked to stop (service.lifecycle.StopReason): a preempted
+    # job goes back to QUEUED once its driver is gone, a user's stop ends STOPPED.
+    stop_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Readable (not changeable) by every owner: listed, compared, on the leaderboard.

@@ -25,7 +25,9 @@ from service.settings import Settings
 from tests.backends import PostgresServer, S3Server
 
 ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210"
-CAROL = "carol-token-5555555555"  # carol may run one job holding 1 CPU at a time (quota)
+# carol may run one job holding 1 CPU at a time, and have one high-priority job (quota); bob
+# may have two high-priority jobs; alice none (the default once there are tokens).
+CAROL = "carol-token-5555555555"
 RLDOJO = str(Path(sys.executable).with_name("rldojo"))
 
 
@@ -60,7 +62,8 @@ class Server:
         self.env.update(
             RLDOJO_DATA_DIR=str(data_dir),
             RLDOJO_API_TOKENS=f'{{"{ALICE}": "alice", "{BOB}": "bob", "{CAROL}": "carol"}}',
-            RLDOJO_QUOTAS='{"carol": {"running_jobs": 1, "cpus": 1}}',
+            RLDOJO_QUOTAS='{"carol": {"running_jobs": 1, "cpus": 1, "high_jobs": 1}, '
+            '"bob": {"high_jobs": 2}}',
             RLDOJO_RAY_NUM_CPUS="2",
             RLDOJO_MAX_EVAL_EPISODES="50",
             RLDOJO_MAX_BODY_BYTES="65536",

@@ -83,7 +83,7 @@ def test_bad_input_gets_the_stated_answers(server: Server, alice: Client) -> Non
     too_many = _raw(server, "POST", "/v1/evaluations", json={"job_id": job["id"], "episodes": 51})
     assert too_many.status_code == 422
     assert too_many.json()["detail"][0]["loc"] == ["body", "episodes"]
-    assert alice.stop(job["id"])["status"] == "STOPPED"
+    assert alice.stop(job["id"], wait_s=60)["status"] == "STOPPED"
     assert _raw(server, "POST", f"/v1/jobs/{job['id']}/stop").status_code == 409
     # a stopped job keeps its logs and checkpoints
     assert alice.checkpoints(job["id"]) and alice.logs(job["id"])

@@ -79,7 +79,7 @@ def test_stop_then_resume_continues_iterations(alice: Client) -> None:
     spec = _spec(100_000, checkpoint={"every": 20, "keep": 2})
     job = alice.submit(spec)
     wait_for_condition(lambda: len(alice.checkpoints(job["id"])) >= 1, timeout=180)
-    stopped = alice.stop(job["id"])
+    stopped = alice.stop(job["id"], wait_s=60)
     assert stopped["status"] == "STOPPED"
     saved = {c["iteration"] for c in alice.checkpoints(job["id"])}
 
@@ -97,7 +97,7 @@ def test_stop_then_resume_continues_iterations(alice: Client) -> None:
     saved |= {c["iteration"] for c in alice.checkpoints(job["id"])}
     assert after[0] - 1 in saved and after[0] > 1
     assert after == list(range(after[0], after[0] + len(after)))
-    assert alice.stop(job["id"])["status"] == "STOPPED"
+    assert alice.stop(job["id"], wait_s=60)["status"] == "STOPPED"
     assert "iter" in alice.logs(job["id"])  # both attempts' logs are kept
 
 
@@ -113,5 +113,5 @@ def test_api_restart_while_a_job_runs(server: Server, alice: Client) -> None:
         assert record["status"] == "RUNNING"  # the Ray job outlived the API
         assert record["spec"]["stop"]["iterations"] == 100_000  # the record survived
         wait_for_condition(lambda: len(again.metrics(job["id"])) > rows_before + 5)
-        assert again.stop(job["id"])["status"] == "STOPPED"
+        assert again.stop(job["id"], wait_s=60)["status"] == "STOPPED"
         assert [j["id"] for j in again.jobs("STOPPED")].count(job["id"]) == 1

@@ -9,7 +9,11 @@ runs beside `make test`:
   process of the job runs, and nothing is written after it;
 - a resume continues from the newest checkpoint on storage, and the rows a user sees are one
   per iteration after stop/resume twice and after the driver was killed;
-- a high job preempts a low one, which queues again and resumes from its checkpoint.
+- a high job preempts a low one, which queues again and resumes from its checkpoint;
+- a stop or a preemption at every stage of a start (queued, claimed, driver starting, Tune
+  starting, first iteration) resumes to SUCCEEDED with continuous rows;
+- a driver killed with SIGKILL twenty times says so each time and resumes from its newest
+  checkpoint.
 """
 
 from __future__ import annotations
@@ -168,7 +172,7 @@ def test_resume_continues_from_the_newest_checkpoint_with_continuous_rows(alice:
     for _ in range(2):  # stop and resume, twice
         seen = len(_iterations(alice, job.id))
         wait_for_condition(lambda seen=seen: len(_iterations(alice, job.id)) >= seen + 8, 180)
-        wait_for_condition(lambda: alice.stop(job.id).status == "STOPPED", 120, interval=1)
+        assert alice.stop(job.id, wait_s=120).status == "STOPPED"
         newest = _newest_checkpoint(alice, job.id)
         alice.resume(job.id)
         resumed = wait_for_condition(
@@ -186,6 +190,7 @@ def test_resume_continues_from_the_newest_checkpoint_with_continuous_rows(alice:
     for process in _driver_processes(job.id):
         process.send_signal(signal.SIGKILL)
     wait_for_condition(lambda: alice.job(job.id).status in ("FAILED", "LOST"), 120)
+    assert "killed by SIGKILL" in alice.job(job.id).message  # it says how the driver died
     newest = _newest_checkpoint(alice, job.id)
     alice.resume(job.id)
     resumed = wait_for_condition(
@@ -193,7 +198,7 @@ def test_resume_continues_from_the_newest_checkpoint_with_continuous_rows(alice:
         180,
     )
     assert resumed[0][metrics.ITERATION] == newest + 1
-    wait_for_condition(lambda: alice.stop(job.id).status == "STOPPED", 120, interval=1)
+    assert alice.stop(job.id, wait_s=120).status == "STOPPED"
 
     iterations = _iterations(alice, job.id)
     assert iterations == list(range(1, len(iterations) + 1))  # one row per iteration
@@ -213,7 +218,8 @@ def test_a_high_job_preempts_a_low_one_which_resumes_where_it_was(
     preempted = wait_for_condition(
         lambda: alice.job(second.id) if "preempted" in alice.job(second.id).message else None, 120
     )
-    assert preempted.status in ("STOPPING", "QUEUED") and urgent.id in preempted.message
+    assert preempted.status in ("STOPPING", "QUEUED")
+    assert urgent.id in preempted.message or preempted.status == "QUEUED"
     assert alice.job(first.id).status == "RUNNING"  # the older low job keeps running
     assert bob.wait(urgent.id, timeout=300).status == "SUCCEEDED"
 
@@ -226,4 +232,106 @@ def test_a_high_job_preempts_a_low_one_which_resumes_where_it_was(
     iterations = _iterations(alice, second.id)
     assert iterations == list(range(1, len(iterations) + 1))
     for job in (first, second):
-        wait_for_condition(lambda job=job: alice.stop(job.id).status == "STOPPED", 120, 1)
+        assert alice.stop(job.id, wait_s=120).status == "STOPPED"
+
+
+# ---- a stop or preemption at any moment --------------------------------------------------------
+
+STAGES = ("queued", "claimed", "driver starting", "tune starting", "first iteration")
+SHORT = {"algorithm": "q_learning", "stop": {"iterations": 40}, "checkpoint": {"every": 5}}
+
+
+def _stage(client: Client, job_id: str) -> str:
+    """Where a job is in its start, as the API shows it."""
+    job = client.job(job_id)
+    if job.status == "QUEUED":
+        return "queued"
+    if job.status == "PENDING" and not job.ray_job_id:
+        return "claimed"
+    if client.metrics(job_id):
+        return "first iteration"
+    if job.message == "training":
+        return "tune starting"
+    return "driver starting"
+
+
+def _at_stage(client: Client, job_id: str, stage: str) -> str:
+    """Wait until the job is at `stage` or past it; the stage it is at."""
+    wanted = STAGES.index(stage)
+
+    def reached() -> str | None:
+        now = _stage(client, job_id)
+        return now if STAGES.index(now) >= wanted else None
+
+    return str(wait_for_condition(reached, 180, interval=0.05))
+
+
+def _resumes_to_the_end(client: Client, job_id: str) -> None:
+    done = client.wait(job_id, timeout=300)
+    assert done.status == "SUCCEEDED", done
+    iterations = _iterations(client, job_id)
+    assert iterations == list(range(1, 41)), iterations
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stop_at_any_stage_resumes_to_the_end(alice: Client, stage: str) -> None:
+    job = alice.submit(SHORT)
+    seen = _at_stage(alice, job.id, stage) if stage != "queued" else "queued"
+    stopped = alice.stop(job.id, wait_s=120)
+    assert stopped.status in ("STOPPED", "SUCCEEDED"), (seen, stopped)
+    if stopped.status == "STOPPED":
+        alice.resume(job.id)
+    _resumes_to_the_end(alice, job.id)
+
+
+@pytest.mark.parametrize("stage", STAGES[1:])  # a queued job is never preempted
+def test_a_preemption_at_any_stage_resumes_to_the_end(
+    alice: Client, bob: Client, stage: str
+) -> None:
+    job = alice.submit({**SHORT, "priority": "low"})
+    seen = _at_stage(alice, job.id, stage)
+    # two trials at once hold both CPUs: the low job must make room
+    urgent = bob.submit(
+        {
+            **SHORT,
+            "stop": {"iterations": 3},
+            "priority": "high",
+            "num_samples": 2,
+            "resources": {"concurrent_trials": 2},
+        }
+    )
+    assert bob.wait(urgent.id, timeout=300).status == "SUCCEEDED"
+    record = alice.job(job.id)
+    assert record.stop_reason in ("preempted", None), (seen, record)
+    _resumes_to_the_end(alice, job.id)
+
+
+def _ended(client: Client, job_id: str) -> JobOut | None:
+    job = client.job(job_id)
+    return job if job.status in ("FAILED", "LOST") else None
+
+
+def test_a_driver_killed_twenty_times_resumes_from_its_newest_checkpoint_each_time(
+    alice: Client,
+) -> None:
+    job = alice.submit(
+        {"algorithm": "q_learning", "stop": {"iterations": 100_000}, "checkpoint": {"every": 2}}
+    )
+    for kill in range(20):
+        seen = len(_iterations(alice, job.id))
+        wait_for_condition(lambda seen=seen: len(_iterations(alice, job.id)) >= seen + 3, 180)
+        for process in _driver_processes(job.id):
+            process.send_signal(signal.SIGKILL)
+        failed = wait_for_condition(lambda: _ended(alice, job.id), 120)
+        assert "killed by SIGKILL" in failed.message, (kill, failed.message)
+        newest = _newest_checkpoint(alice, job.id)
+        alice.resume(job.id)
+        attempt = kill + 2
+        resumed = wait_for_condition(
+            lambda attempt=attempt: [r for r in alice.metrics(job.id) if r["attempt"] == attempt],
+            180,
+        )
+        assert resumed[0][metrics.ITERATION] == newest + 1, (kill, newest, resumed[0])
+        iterations = _iterations(alice, job.id)
+        assert iterations == list(range(1, len(iterations) + 1)), kill
+    assert alice.stop(job.id, wait_s=120).status == "STOPPED"

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from service.client import Client
-from tests.service.conftest import ALICE, CAROL, Server, wait_for_condition
+from tests.service.conftest import ALICE, CAROL, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "job-view.png"
@@ -252,7 +252,7 @@ def test_a_failed_job_says_why_and_offers_nothing_that_cannot_work(
     assert carol.job(second.id).status == "QUEUED"
     spec = server.data_dir / "storage" / "jobs" / second.id / "spec.json"
     spec.write_text(json.dumps({"algorithm": "q_learning", "stop": {"iterations": 0}}))
-    wait_for_condition(lambda: carol.stop(first.id).status == "STOPPED", timeout=120, interval=1)
+    assert carol.stop(first.id, wait_s=120).status == "STOPPED"
     final = carol.wait(second.id, timeout=300)
     assert final.status == "FAILED"
     assert final.message.startswith("SpecError: stop.iterations"), final.message

@@ -16,7 +16,7 @@ import pytest
 from service.client import APIError, Client
 from service.status import ON_RAY
 from service.webhooks import SIGNATURE_HEADER, verify
-from tests.service.conftest import BOB, RLDOJO, Server, wait_for_condition
+from tests.service.conftest import ALICE, BOB, RLDOJO, Server, wait_for_condition
 
 
 def _small(**extra: Any) -> dict[str, Any]:
@@ -48,6 +48,34 @@ def test_the_queue_keeps_the_quota_orders_and_cancels(carol: Client) -> None:
     assert final[jobs[0].id].status == final[jobs[2].id].status == "SUCCEEDED"
     assert final[jobs[1].id].attempts == 0  # it never ran
     assert [j.id for j in carol.jobs(tag="urgent")] == [jobs[2].id]
+
+
+def test_high_priority_needs_the_operators_grant(
+    server: Server, alice: Client, carol: Client
+) -> None:
+    with pytest.raises(APIError) as refused:
+        alice.submit(_small(priority="high"))
+    assert refused.value.status == 403
+    assert "priority" in str(refused.value) and "alice" in str(refused.value)
+    checked = httpx.post(
+        f"{server.url}/v1/jobs/validate",
+        json=_small(priority="high"),
+        headers={"Authorization": f"Bearer {ALICE}"},
+    )
+    assert checked.status_code == 403  # validate answers what submit would
+    assert checked.json()["detail"][0]["loc"] == ["body", "priority"]
+    queued = alice.submit(_small(stop={"iterations": 2}))
+    with pytest.raises(APIError) as patched:
+        alice.update(queued.id, priority="high")
+    assert patched.value.status == 403
+    assert alice.job(queued.id).priority == "normal"  # nothing changed
+    # carol's grant is one high job at a time: a second is refused while the first is active
+    first = carol.submit(_small(priority="high", stop={"iterations": 200_000}))
+    with pytest.raises(APIError) as second:
+        carol.submit(_small(priority="high"))
+    assert second.value.status == 403 and "1 of 1" in str(second.value)
+    carol.stop(first.id, wait_s=120)
+    alice.wait(queued.id, timeout=120)
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -65,23 +65,23 @@ def submit_job(owner: Owner, jobs: JobsDep, body: Annotated[dict[str, Any], Body
 
 
 @router.post("/validate", openapi_extra={"x-rldojo-body": "JobSpec"})
-def validate_job(_owner: Owner, body: Annotated[dict[str, Any], Body()]) -> SpecCheckOut:
-    """Check a job spec without submitting it: the same 422 as POST /v1/jobs, or the spec with
-    its defaults, the algorithm's settings for its env and what one trial asks of Ray."""
-    from service.training import build_config, resolved_config, trial_resources
-
+def validate_job(
+    owner: Owner, jobs: JobsDep, body: Annotated[dict[str, Any], Body()]
+) -> SpecCheckOut:
+    """Check a job spec without submitting it: exactly what POST /v1/jobs would answer (the
+    same 422 or 403), or the spec with its defaults, the algorithm's settings for its env and
+    what one trial asks of Ray."""
     try:
-        spec = parse_spec(body)
+        admitted = jobs.check(owner=owner, spec=parse_spec(body))
     except SpecError as error:
         detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-    config = build_config(spec)
-    resolved = resolved_config(config, spec)
+    resolved = admitted.resolved_config
     return SpecCheckOut(
-        spec=spec.model_dump(mode="json"),
-        hyperparameters={name: resolved.get(name) for name in spec.hyperparameters()},
+        spec=admitted.spec.model_dump(mode="json"),
+        hyperparameters={name: resolved.get(name) for name in admitted.spec.hyperparameters()},
         resolved_config=resolved,
-        trial_resources=trial_resources(config),
+        trial_resources=admitted.trial_resources,
     )
 
 
@@ -117,7 +117,7 @@ def list_jobs(
         env=env,
         tag=tag,
     )
-    found = [jobs.reconcile(job) for job in found if owned_by is None or job.owner == owned_by]
+    found = [job for job in found if owned_by is None or job.owner == owned_by]
     if status_ is not None:
         found = [job for job in found if job.status is status_]
     places = jobs.queue_positions()
@@ -143,8 +143,9 @@ def update_job(job: OwnedJob, jobs: JobsDep, changes: JobUpdate) -> JobOut:
 def stop_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
     """Stop a job; its checkpoints stay and resume continues from them.
 
-    Answers STOPPED once no process of the job runs any more, or STOPPING while its trainer is
-    still ending (within seconds; a stop of a STOPPING job forces it).
+    Answers at once: STOPPED for a queued job (cancelled), STOPPING for one whose trainer is
+    still ending (STOPPED once no process of it runs, seconds later; a stop of a STOPPING job
+    forces it: Ray Jobs stops its driver).
     """
     return job_out(jobs.stop(job=job))
 
@@ -175,7 +176,7 @@ async def _follow(
 ) -> AsyncIterator[str]:
     """Poll until the job is terminal, yielding what `emit` produces each time, then `end`."""
     while True:
-        job = await run_in_threadpool(jobs.reconcile, job)
+        job = await run_in_threadpool(jobs.get, job.id)
         finished = job.status.is_terminal()
         for chunk in await run_in_threadpool(emit, job):
             yield chunk

@@ -1,0 +1,129 @@
+"""Reads under load while jobs run: `GET /v1/jobs` with 30 clients, `GET /v1/jobs/{id}` with 20.
+
+Issue 26's probe measured, with 3 jobs running: `GET /v1/jobs` p50 1,402 ms / p99 2,714 ms at
+20.7 requests/s (30 clients), `GET /v1/jobs/{id}` p50 381 ms / p99 808 ms (20 clients): each
+read reconciled every active job with Ray over HTTP. Reads now come from the store (the
+supervisor follows Ray in the background); this bench runs the same load against a real
+server whose Ray head offers 3 CPUs (so 3 one-CPU jobs run at once on the 2 cores), with the
+jobs training the whole time, and checks p99 < 300 ms for both.
+
+    .venv/bin/python bench/read_load.py              # 30 s per route, recorded
+    .venv/bin/python bench/read_load.py --as-test    # 5 s per route, not recorded
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.records import machine, report  # noqa: E402
+from bench.service_harness import BenchServer  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+LONG = {
+    "algorithm": "q_learning",
+    "env": "rldojo/GridWorld-v0",
+    "stop": {"iterations": 1_000_000},
+    "checkpoint": {"every": 50, "keep": 2},
+}
+PROBE = {
+    "list_30_clients": {"p50_ms": 1402, "p99_ms": 2714, "requests_per_s": 20.7},
+    "get_20_clients": {"p50_ms": 381, "p99_ms": 808},
+}
+TARGET_P99_MS = 300.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def hammer(server: BenchServer, path: str, clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` concurrent loops of GET `path` for `seconds`; latency percentiles."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            response = await http.get(path)
+            latencies.append(time.perf_counter() - start)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=server.url, headers=server.headers, limits=limits, timeout=60
+    ) as http:
+        await asyncio.gather(*(one(http) for _ in range(clients)))
+    return {
+        "path": path,
+        "clients": clients,
+        "seconds": seconds,
+        "requests": len(latencies),
+        "errors": errors,
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+    }
+
+
+def start_jobs(http: httpx.Client, count: int) -> list[str]:
+    """Submit `count` long jobs and wait until every one is RUNNING with rows."""
+    ids = [http.post("/v1/jobs", json=LONG).raise_for_status().json()["id"] for _ in range(count)]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        jobs = [http.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+        if all(job["status"] == "RUNNING" and job.get("latest_metrics") for job in jobs):
+            return ids
+        time.sleep(1.0)
+    raise RuntimeError(f"jobs not all running with rows in 300 s: {jobs}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--as-test", action="store_true")
+    parser.add_argument("--jobs", type=int, default=3)
+    args = parser.parse_args()
+    seconds = 5.0 if args.as_test else 30.0
+    with (
+        BenchServer(RLDOJO_RAY_NUM_CPUS=str(args.jobs)) as server,
+        httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as http,
+    ):
+        ids = start_jobs(http, args.jobs)
+        listed = asyncio.run(hammer(server, "/v1/jobs", 30, seconds))
+        one = asyncio.run(hammer(server, f"/v1/jobs/{ids[0]}", 20, seconds))
+        still = [http.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in ids]
+        for job_id in ids:
+            http.post(f"/v1/jobs/{job_id}/stop")
+    result = {
+        "benchmark": "reads under load while jobs run",
+        "command": ".venv/bin/python bench/read_load.py" + (" --as-test" if args.as_test else ""),
+        "machine": machine(),
+        "running_jobs": args.jobs,
+        "statuses_after_the_load": still,
+        "list_jobs": listed,
+        "get_job": one,
+        "probe_before": PROBE,
+        "target_p99_ms": TARGET_P99_MS,
+    }
+    ok = (
+        all(status == "RUNNING" for status in still)
+        and listed["errors"] == one["errors"] == 0
+        and listed["p99_ms"] < TARGET_P99_MS
+        and one["p99_ms"] < TARGET_P99_MS
+    )
+    report(result, str(RESULTS / "read_load.json"), as_test=args.as_test, ok=ok)
+
+
+if __name__ == "__main__":
+    main()
