@@ -1,0 +1,185 @@
+"""A job's trials end by pausing with a checkpoint: at their stop criteria, and on a stop request.
+
+Tune's own stop (`RunConfig.stop`) terminates a trial, and `Tuner.restore` never runs a
+terminated trial again, so a finished job could not be extended; its SIGUSR1 stop ends the run
+without a checkpoint, so a stopped job went back to its last periodic checkpoint. Here a trial
+is *paused* instead (Tune's scheduler decision PAUSE saves a checkpoint of the trial where it is,
+then stops its actor), in both cases:
+
+- when its result reaches the job's stop criteria (`Limits`), it pauses and is not run again
+  while the criteria stay the same; a resume with larger criteria (extend) continues it;
+- when the job is asked to stop (`request_stop`), every running trial pauses at its next
+  result and no pending or paused trial starts.
+
+Once no trial runs and none may start, `EndWhenAllPaused` ends the Tune run (SIGUSR1: Tune
+writes its experiment state and `fit()` returns); `Tuner.restore(resume_unfinished=True)` then
+continues every paused trial from its pause checkpoint: no iteration is lost or repeated.
+
+Tune pickles the scheduler and callbacks into the experiment, so they hold nothing: the
+criteria and the stop flag live in this process (`_now`), set by the driver at start-up from
+the job's stored spec, and so a resumed run always uses the spec's current criteria.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Limits:
+    """A job's stop criteria: a trial is done once its result reaches any of them."""
+
+    criteria: dict[str, float] = field(default_factory=dict)
+
+    def reached(self, result: dict[str, Any] | None) -> bool:
+        if not result:
+            return False
+        for key, limit in self.criteria.items():
+            value = _lookup(result, key)
+            if value is not None and value >= limit:
+                return True
+        return False
+
+
+@dataclass
+class _Now:
+    limits: Limits = field(default_factory=Limits)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+_now = _Now()
+
+
+def set_limits(criteria: dict[str, float]) -> None:
+    """The job's stop criteria for this process's run (from the stored spec)."""
+    _now.limits = Limits(dict(criteria))
+    _now.stopping.clear()
+
+
+def request_stop() -> None:
+    """Pause every trial at its next result and start none; the run then ends."""
+    _now.stopping.set()
+
+
+def stop_requested() -> bool:
+    return _now.stopping.is_set()
+
+
+def _lookup(result: dict[str, Any], key: str) -> float | None:
+    """`result[key]`, with `a/b` keys looked up in nested dicts too."""
+    value: Any = result.get(key)
+    if value is None and "/" in key:
+        value = result
+        for part in key.split("/"):
+            value = value.get(part) if isinstance(value, dict) else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _done(trial: Any) -> bool:
+    return _now.limits.reached(getattr(trial, "last_result", None))
+
+
+class PauseAtStop(TrialScheduler):
+    """Wraps the job's scheduler (FIFO unless the spec chose one): PAUSE at the criteria and
+    on a stop request, and never start a trial that is done or while stopping."""
+
+    def __init__(self, inner: TrialScheduler | None = None) -> None:
+        self.inner = inner or FIFOScheduler()
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return bool(self.inner.set_search_properties(metric, mode, **spec))
+
+    @property
+    def metric(self) -> str | None:
+        return self.inner.metric
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.inner.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.inner.on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = self.inner.on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP:
+            return decision  # the inner scheduler's early stop (ASHA) ends the trial for good
+        if stop_requested() or _now.limits.reached(result):
+            return TrialScheduler.PAUSE
+        return str(decision)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.inner.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self.inner.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        if stop_requested():
+            return None
+        chosen = self.inner.choose_trial_to_run(tune_controller)
+        if chosen is None or not _done(chosen):
+            return chosen
+        # The inner choice is done: the first pending trial, then a paused one that is not.
+        for status in ("PENDING", "PAUSED"):
+            for trial in tune_controller.get_trials():
+                if trial.status == status and not _done(trial):
+                    return trial
+        return None
+
+    def debug_string(self) -> str:
+        return f"pausing at the job's stop, over: {self.inner.debug_string()}"
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
+class EndWhenAllPaused(tune.Callback):
+    """Ends the Tune run once no trial runs and none may start (all paused, done or failed).
+
+    A stop request whose trials do not pause within `patience_s` (an iteration longer than
+    that) ends the run anyway: their last periodic checkpoint is what a resume continues.
+    """
+
+    def __init__(self, patience_s: float = 15.0) -> None:
+        self.patience_s = patience_s
+        self.asked_at: float | None = None
+        self.sent = False
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self.sent or not trials:
+            return
+        if stop_requested():
+            self.asked_at = self.asked_at or time.monotonic()
+            idle = all(t.status in ("PAUSED", "PENDING", "TERMINATED", "ERROR") for t in trials)
+            late = time.monotonic() - self.asked_at > self.patience_s
+            if idle or late:
+                self._end("every trial paused with a checkpoint" if idle else "forced")
+            return
+        settled = all(
+            t.status in ("TERMINATED", "ERROR") or (t.status == "PAUSED" and _done(t))
+            for t in trials
+        )
+        if settled:
+            self._end("every trial reached the stop")
+
+    def _end(self, why: str) -> None:
+        self.sent = True
+        logger.info("ending the Tune run: %s", why)
+        os.kill(os.getpid(), signal.SIGUSR1)
