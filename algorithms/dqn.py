@@ -60,8 +60,8 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
 from algorithms.common.hyperparameter_config import HyperparameterConfig
-from algorithms.common.replay import Replay
 from algorithms.common.replay_env_runner import ReplayEnvRunner
+from algorithms.common.replay_shards import Replay
 from algorithms.common.schedules import EpsilonSchedule
 from algorithms.dqn_learner import DQNTorchLearner
 from algorithms.dqn_rl_module import DQNTorchRLModule
