@@ -10,7 +10,7 @@ Example:
     >>> windows = n_step_windows(
     ...     np.ones(3), np.array([False, False, True]), ended=True, n_step=2, gamma=0.5
     ... )
-    >>> windows.count, windows.returns.tolist(), windows.discounts.tolist()
+    >>> windows.ready, windows.returns.tolist(), windows.discounts.tolist()
     (3, [1.5, 1.5, 1.0], [0.25, 0.0, 0.0])
 """
 
@@ -22,16 +22,16 @@ import numpy as np
 
 
 class NStepWindows(NamedTuple):
-    """The first `count` steps' windows are complete (the rest wait for more steps).
+    """The first `ready` steps' windows are complete (the rest wait for more steps).
 
     Attributes:
-        count: steps whose window is complete: a prefix of the steps.
+        ready: steps whose window is complete: a prefix of the steps.
         returns: R of each step (float64), (T,).
         next_obs: index of the observation each window bootstraps from, (T,).
         discounts: gamma^k, or 0 after a terminal step, (T,).
     """
 
-    count: int
+    ready: int
     returns: np.ndarray
     next_obs: np.ndarray
     discounts: np.ndarray
