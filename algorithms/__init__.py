@@ -2,10 +2,10 @@
 
 Adding or writing an algorithm? Read CONTRIBUTING.md first (config signature, metrics, tests, git).
 
-Each algorithm's `<Algo>Config.training()` declares its hyperparameters once, as keyword-only
-typed parameters (with their ranges) that default to `None` ("leave as is"), with one line of
-meaning each in its docstring. `hyperparameters(name)` reads them from there, so the job spec's
-validation and the API's JSON schema are derived from the algorithm itself and never
+Each algorithm declares its hyperparameters once, as the fields of a typed record (its
+`<Algo>Config.HYPERPARAMETERS`: type with its range, default, one line of meaning; see
+`algorithms/common/config.py`). `hyperparameters(name)` reads them from there, so the job
+spec's validation and the API's JSON schema are derived from the algorithm itself and never
 hand-copied. Each entry also says which kinds of observations and actions the algorithm
 handles; the envs it trains on are derived from that (`envs.KINDS`), so a mismatch (Q-learning
 on CartPole's vectors) is refused at submit with the reason. An algorithm's `PRESETS` (settings
@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import envs
-from algorithms.common.config import Hyperparameter, Preset, declared
+from algorithms.common.config import Hyperparameter, Preset
 
 if TYPE_CHECKING:  # the registry itself loads no RLlib: the CLI's listing commands stay fast
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    from algorithms.common.hyperparameter_config import HyperparameterConfig
 
 AUTO = "auto"  # the preset a spec gets by default: the one its env belongs to
 
@@ -67,9 +69,9 @@ class AlgorithmEntry:
     gpu_learner: bool = False
 
     @property
-    def config_class(self) -> type[AlgorithmConfig]:
+    def config_class(self) -> type[HyperparameterConfig]:
         module_name, class_name = self.config_path.split(":")
-        cls: type[AlgorithmConfig] = getattr(importlib.import_module(module_name), class_name)
+        cls: type[HyperparameterConfig] = getattr(importlib.import_module(module_name), class_name)
         return cls
 
     @property
@@ -232,10 +234,10 @@ def get(name: str) -> AlgorithmEntry:
 
 
 def hyperparameters(name: str) -> dict[str, Hyperparameter]:
-    """The keys a job spec's `config` may set for `name`: its `training()` keywords, and
-    `preset` when it has presets."""
+    """The keys a job spec's `config` may set for `name`: the fields of its hyperparameter
+    record, and `preset` when it has presets."""
     entry = get(name)
-    found = dict(declared(entry.config_class))
+    found = entry.config_class.HYPERPARAMETERS.describe()
     if entry.presets:
         choices = (AUTO, *entry.presets)
         found["preset"] = Hyperparameter(

@@ -28,10 +28,11 @@ episode chunk is bootstrapped on its own) instead of stopping early at the end o
 from __future__ import annotations
 
 import time
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.columns import Columns
@@ -39,16 +40,13 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_UPDATE_TIMER, TIMERS
 
 from algorithms.a3c_learner import A3CTorchLearner
-from algorithms.actor_critic import ActorCritic, ActorCriticConfig
-from algorithms.actor_critic_learner import actor_critic_loss
-from algorithms.common.config import (
-    Count,
-    NonNegative,
-    Positive,
-    Preset,
-    Probability,
-    set_given,
+from algorithms.actor_critic import (
+    ActorCritic,
+    ActorCriticConfig,
+    SharedActorCriticHyperparameters,
 )
+from algorithms.actor_critic_learner import actor_critic_loss
+from algorithms.common.config import Count, Preset
 from algorithms.common.returns import ADVANTAGES, VALUE_TARGETS, episode_advantages
 
 A3C = "a3c"  # namespace of A3C's own metrics in the result dict
@@ -73,19 +71,34 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+class A3CHyperparameters(
+    SharedActorCriticHyperparameters.with_defaults(  # type: ignore[misc]
+        lr=1e-4,  # Adam step size of the shared optimizer (book v2: 1e-4)
+        grad_clip=40.0,  # global-norm clip of each worker's gradient (book v2: 40)
+        actor_coeff=1.0,  # weight of the policy loss (book: 1)
+        critic_coeff=0.5,  # weight of the 0.5 * squared error value loss (book v2: 0.5)
+        entropy_coeff=0.01,  # entropy bonus (book: 0.01)
+        lambda_=1.0,  # n-step returns over the rollout, as A3C (lambda_=1)
+    )
+):
+    """A3C's hyperparameters: the actor-critic ones, with the book's v2 Breakout defaults (6.3),
+    and its asynchronous rollouts."""
+
+    t_max: Count = Field(  # book: 20
+        20, description="Most env steps a worker samples before it computes and sends a gradient."
+    )
+    gradients_per_iteration: Count = Field(
+        50, description="Least worker gradients applied per training iteration."
+    )
+
+
 class A3CConfig(ActorCriticConfig):
     """A3C settings; the defaults are the book's v2 Breakout agent (section 6.3)."""
 
+    HYPERPARAMETERS = A3CHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
-        super().__init__(algo_class=algo_class or A3CAlgorithm)
-        self.lr = 1e-4  # Adam step size of the shared optimizer (book v2: 1e-4)
-        self.grad_clip = 40.0  # global-norm clip of each worker's gradient (book v2: 40)
-        self.actor_coeff = 1.0  # weight of the policy loss (book: 1)
-        self.critic_coeff = 0.5  # weight of the 0.5 * squared error value loss (book v2: 0.5)
-        self.entropy_coeff = 0.01  # entropy bonus (book: 0.01)
-        self.lambda_ = 1.0  # n-step returns over the rollout, as A3C (lambda_=1)
-        self.t_max = 20  # most env steps per rollout before a gradient is sent (book: 20)
-        self.gradients_per_iteration = 50  # least gradients applied per training iteration
+        super().__init__(algo_class=algo_class or A3CAlgorithm)  # the record's defaults, then:
         self.num_env_runners = 2  # asynchronous rollout workers (book: 8 or 16 threads)
         self.env_runner_cls = A3CEnvRunner
         self.min_sample_timesteps_per_iteration = 0  # an iteration is `gradients_per_iteration`
@@ -99,51 +112,6 @@ class A3CConfig(ActorCriticConfig):
         # The learner checks each gradient's global norm for nan/inf once
         # (common/gradients.py), not RLlib's two passes over every tensor.
         self.torch_skip_nan_gradients = True
-
-    def training(  # type: ignore[override]
-        self,
-        *,
-        t_max: Count | None = None,
-        gradients_per_iteration: Count | None = None,
-        gamma: Probability | None = None,
-        lr: Positive | None = None,
-        grad_clip: NonNegative | None = None,
-        actor_coeff: NonNegative | None = None,
-        critic_coeff: NonNegative | None = None,
-        entropy_coeff: NonNegative | None = None,
-        lambda_: Probability | None = None,
-        hiddens: Count | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets the A3C hyperparameters (and the actor-critic ones it shares).
-
-        Args:
-            t_max: Most env steps a worker samples before it computes and sends a gradient.
-            gradients_per_iteration: Least worker gradients applied per training iteration.
-            gamma: Discount factor of future rewards.
-            lr: Adam learning rate of the shared optimizer.
-            grad_clip: Largest global norm of a worker's gradient before it is applied.
-            actor_coeff: Weight of the policy-gradient loss in the total loss.
-            critic_coeff: Weight of the value loss 0.5 * (G - V)^2 in the total loss.
-            entropy_coeff: Weight of the policy-entropy bonus subtracted from the loss.
-            lambda_: GAE lambda over a rollout; 1 is A3C's n-step return.
-            hiddens: Hidden units per layer of the actor and critic MLPs (vector observations).
-
-        Returns:
-            This config.
-        """
-        super().training(
-            gamma=gamma,
-            lr=lr,
-            grad_clip=grad_clip,
-            actor_coeff=actor_coeff,
-            critic_coeff=critic_coeff,
-            entropy_coeff=entropy_coeff,
-            lambda_=lambda_,
-            hiddens=hiddens,
-            **kwargs,
-        )
-        return set_given(self, t_max=t_max, gradients_per_iteration=gradients_per_iteration)
 
     def validate(self) -> None:
         super().validate()

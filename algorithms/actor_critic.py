@@ -20,9 +20,10 @@ not applied, and a time-limit truncation is bootstrapped instead of treated as a
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 import tree
+from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -41,13 +42,13 @@ from algorithms.actor_critic_learner import ActorCriticTorchLearner
 from algorithms.actor_critic_rl_module import ActorCriticTorchRLModule
 from algorithms.common.config import (
     Count,
+    Hyperparameters,
     NonNegative,
     Positive,
     Preset,
     Probability,
-    check_declared,
-    set_given,
 )
+from algorithms.common.hyperparameter_config import HyperparameterConfig
 
 # Settings per env family, applied before a user's own values (algorithms.build).
 PRESETS: dict[str, Preset] = {
@@ -77,73 +78,54 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-class ActorCriticConfig(AlgorithmConfig):
+class SharedActorCriticHyperparameters(Hyperparameters):
+    """What actor-critic and A3C share (the returns, the loss, the optimizer, the network);
+    the defaults are the book's v2 CartPole agent (5.3)."""
+
+    gamma: Probability = Field(0.99, description="Discount factor of future rewards.")
+    lr: Positive = Field(  # book v2: 1e-3
+        1e-3, description="Adam learning rate of the shared optimizer."
+    )
+    grad_clip: NonNegative = Field(  # book v2: 5.0; continuous: 1.0
+        5.0, description="Largest global norm of the gradient before a step (0: no clip)."
+    )
+    actor_coeff: NonNegative = Field(  # book v2: 0.2; continuous: 0.1
+        0.2, description="Weight of the policy-gradient loss in the total loss."
+    )
+    critic_coeff: NonNegative = Field(  # book: 1.0
+        1.0, description="Weight of the value loss 0.5 * (G - V)^2 in the total loss."
+    )
+    entropy_coeff: NonNegative = Field(  # book: none
+        0.0, description="Weight of the policy-entropy bonus subtracted from the loss."
+    )
+    lambda_: Probability = Field(
+        0.0, description="GAE lambda; 0 is the book's one-step advantage, 1 gives n-step returns."
+    )
+    hiddens: Count = Field(  # actor: 1 layer, critic: 2 layers
+        24, description="Hidden units per layer of the actor and critic MLPs."
+    )
+
+
+class ActorCriticHyperparameters(SharedActorCriticHyperparameters):
+    """Actor-critic's hyperparameters: the shared ones and its synchronous rollouts."""
+
+    rollout_length: Count = Field(  # book: 1
+        32, description="Env steps each EnvRunner samples per update."
+    )
+
+
+class ActorCriticConfig(HyperparameterConfig):
     """Actor-critic settings; the defaults are the book's v2 CartPole agent (section 5.3)."""
 
+    HYPERPARAMETERS = ActorCriticHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
-        super().__init__(algo_class=algo_class or ActorCritic)
-        self.gamma = 0.99  # discount factor (book: 0.99)
-        self.lr = 1e-3  # Adam step size (book v2: 1e-3)
-        self.grad_clip = 5.0  # global gradient-norm clip (book v2: 5.0; continuous: 1.0)
+        super().__init__(algo_class=algo_class or ActorCritic)  # the record's defaults, then:
         self.grad_clip_by = "global_norm"  # clip the norm of all gradients together
-        self.actor_coeff = 0.2  # weight of the policy loss (book v2: 0.2; continuous: 0.1)
-        self.critic_coeff = 1.0  # weight of the 0.5 * squared-TD-error value loss (book: 1.0)
-        self.entropy_coeff = 0.0  # weight of the entropy bonus (book: none)
-        self.lambda_ = 0.0  # GAE lambda: 0 = the book's one-step advantage, 1 = n-step returns
-        self.rollout_length = 32  # env steps each EnvRunner samples per update (book: 1)
-        self.hiddens = 24  # hidden units per layer of actor (1 layer) and critic (2 layers)
         self.num_env_runners = 0  # sample in the driver; >0 runners sample in parallel (A2C)
         self.min_sample_timesteps_per_iteration = 1000  # updates repeat until this many steps
         self.normalize_actions = False  # Gaussian samples are in env units (book 5.4)...
         self.clip_actions = True  # ...and clipped to the action bounds, as the book does
-
-    def training(  # type: ignore[override]
-        self,
-        *,
-        gamma: Probability | None = None,
-        lr: Positive | None = None,
-        grad_clip: NonNegative | None = None,
-        actor_coeff: NonNegative | None = None,
-        critic_coeff: NonNegative | None = None,
-        entropy_coeff: NonNegative | None = None,
-        lambda_: Probability | None = None,
-        rollout_length: Count | None = None,
-        hiddens: Count | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets the actor-critic hyperparameters.
-
-        Args:
-            gamma: Discount factor of future rewards.
-            lr: Adam learning rate of the shared optimizer.
-            grad_clip: Largest global norm of the gradient before a step (0 or None: no clip).
-            actor_coeff: Weight of the policy-gradient loss in the total loss.
-            critic_coeff: Weight of the value loss 0.5 * (G - V)^2 in the total loss.
-            entropy_coeff: Weight of the policy-entropy bonus subtracted from the loss.
-            lambda_: GAE lambda; 0 is the book's one-step advantage, 1 gives n-step returns.
-            rollout_length: Env steps each EnvRunner samples per update.
-            hiddens: Hidden units per layer of the actor and critic MLPs.
-
-        Returns:
-            This config.
-        """
-        super().training(**kwargs)
-        return set_given(
-            self,
-            gamma=gamma,
-            lr=lr,
-            grad_clip=grad_clip,
-            actor_coeff=actor_coeff,
-            critic_coeff=critic_coeff,
-            entropy_coeff=entropy_coeff,
-            lambda_=lambda_,
-            rollout_length=rollout_length,
-            hiddens=hiddens,
-        )
-
-    def validate(self) -> None:
-        super().validate()
-        check_declared(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(

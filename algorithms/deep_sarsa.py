@@ -16,9 +16,10 @@ through the target; book section 8, item 3).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import tree
+from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.learner.learner_group import LearnerGroup
@@ -36,7 +37,8 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
-from algorithms.common.config import Count, Positive, Probability, check_declared, set_given
+from algorithms.common.config import Count, Hyperparameters, Positive, Probability
+from algorithms.common.hyperparameter_config import HyperparameterConfig
 from algorithms.common.q_network import EpsilonGreedyQModule
 from algorithms.common.schedules import EpsilonSchedule
 from algorithms.deep_sarsa_learner import DeepSarsaTorchLearner
@@ -44,7 +46,28 @@ from algorithms.deep_sarsa_learner import DeepSarsaTorchLearner
 EPSILON = "epsilon"
 
 
-class DeepSarsaConfig(AlgorithmConfig):
+class DeepSarsaHyperparameters(Hyperparameters):
+    """Deep SARSA's hyperparameters; the defaults are the book's (section 4.1)."""
+
+    gamma: Probability = Field(0.99, description="Discount factor of future rewards.")
+    lr: Positive = Field(1e-3, description="Adam learning rate.")  # book: 1e-3
+    hidden_sizes: list[Count] = Field(  # book: 30, 30
+        [30, 30], description="Hidden layer widths of the Q-network."
+    )
+    epsilon_initial: Probability = Field(1.0, description="Exploration rate at the first step.")
+    epsilon_final: Probability = Field(0.01, description="Lowest exploration rate.")
+    epsilon_decay_factor: Probability = Field(  # book: 0.9999
+        0.9999, description="Multiplier applied to epsilon after every env step."
+    )
+    init: Literal["glorot_uniform", "he_uniform", "torch"] = Field(  # Keras's default, the book's
+        "glorot_uniform", description="Weight initialisation: glorot_uniform, he_uniform or torch."
+    )
+    rollout_fragment_length: Count = Field(  # RLlib's EnvRunner setting (book: 1)
+        1, description="Env steps played between two rounds of updates."
+    )
+
+
+class DeepSarsaConfig(HyperparameterConfig):
     """Deep SARSA's settings; the defaults are the book's (section 4.1).
 
     Example:
@@ -53,63 +76,15 @@ class DeepSarsaConfig(AlgorithmConfig):
         (0.0005, [30, 30], 0.9999)
     """
 
+    HYPERPARAMETERS = DeepSarsaHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
-        super().__init__(algo_class=algo_class or DeepSarsa)
-        self.gamma = 0.99  # discount factor (book: 0.99)
-        self.lr = 1e-3  # Adam learning rate (book: 1e-3)
-        self.hidden_sizes = [30, 30]  # hidden layers of the Q-network MLP (book: 30, 30)
-        self.epsilon_initial = 1.0  # exploration rate at the start (book: 1.0)
-        self.epsilon_final = 0.01  # exploration floor (book: 0.01)
-        self.epsilon_decay_factor = 0.9999  # epsilon multiplier per env step (book: 0.9999)
-        self.init: str = "glorot_uniform"  # weight init (Keras's default, as in the book)
+        super().__init__(algo_class=algo_class or DeepSarsa)  # the record's defaults, then:
         self.num_env_runners = 0  # one small MLP on one env, online: sample in the driver
-        self.rollout_fragment_length = 1  # env steps played between updates (book: 1)
         self.min_sample_timesteps_per_iteration = 500  # env steps per reported iteration
-
-    def training(  # type: ignore[override]
-        self,
-        *,
-        gamma: Probability | None = None,
-        lr: Positive | None = None,
-        hidden_sizes: list[Count] | None = None,
-        epsilon_initial: Probability | None = None,
-        epsilon_final: Probability | None = None,
-        epsilon_decay_factor: Probability | None = None,
-        init: Literal["glorot_uniform", "he_uniform", "torch"] | None = None,
-        rollout_fragment_length: Count | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets deep SARSA's hyperparameters.
-
-        Args:
-            gamma: Discount factor of future rewards.
-            lr: Adam learning rate.
-            hidden_sizes: Hidden layer widths of the Q-network.
-            epsilon_initial: Exploration rate at the first step.
-            epsilon_final: Lowest exploration rate.
-            epsilon_decay_factor: Multiplier applied to epsilon after every env step.
-            init: Weight initialisation: glorot_uniform, he_uniform or torch.
-            rollout_fragment_length: Env steps played between two rounds of updates.
-
-        Returns:
-            This config.
-        """
-        super().training(**kwargs)
-        return set_given(
-            self,
-            gamma=gamma,
-            lr=lr,
-            hidden_sizes=hidden_sizes,
-            epsilon_initial=epsilon_initial,
-            epsilon_final=epsilon_final,
-            epsilon_decay_factor=epsilon_decay_factor,
-            init=init,
-            rollout_fragment_length=rollout_fragment_length,  # RLlib's EnvRunner setting
-        )
 
     def validate(self) -> None:
         super().validate()
-        check_declared(self)
         self.epsilon_schedule()  # raises a ValueError naming bad epsilon settings
 
     def epsilon_schedule(self) -> EpsilonSchedule:

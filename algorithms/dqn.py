@@ -39,9 +39,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any
 
-from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.learner.learner_group import LearnerGroup
@@ -60,20 +59,15 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
-from algorithms.common.config import (
-    Count,
-    NonNegative,
-    Positive,
-    Preset,
-    Probability,
-    check_declared,
-    set_given,
-)
-from algorithms.common.replay import Replay
+from algorithms.common.hyperparameter_config import HyperparameterConfig
 from algorithms.common.replay_env_runner import ReplayEnvRunner
+from algorithms.common.replay_shards import Replay
 from algorithms.common.schedules import EpsilonSchedule
 from algorithms.dqn_learner import DQNTorchLearner
 from algorithms.dqn_rl_module import DQNTorchRLModule
+from algorithms.dqn_settings import PRESETS, DQNHyperparameters
+
+__all__ = ["DQN", "PRESETS", "DQNConfig", "DQNHyperparameters"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,122 +77,10 @@ EPSILON = "epsilon"
 REPLAY_SIZE = "replay_size"
 SAMPLE_TAG = "sample_to_replay"  # tags the overlapped sampling calls
 
-ATARI_ENV_IDS = ("rldojo/Breakout-v0", "rldojo/Atari-v0")
-
-# ---- the named presets (applied before a user's own values: algorithms.build) ---------------
-
-BOOK_CARTPOLE: dict[str, Any] = {  # book 5.2
-    "gamma": 0.99,
-    "lr": 1e-3,
-    "train_batch_size_per_learner": 64,
-    "replay_capacity": 2_000,
-    "learning_starts": 1_000,
-    "updates_per_env_step": 1.0,
-    "target_update_freq": 0,
-    "loss": "mse",
-    "optimizer_type": "adam",
-    "optimizer_epsilon": 1e-7,
-    "grad_clip": 0.0,
-    "epsilon_initial": 1.0,
-    "epsilon_final": 0.01,
-    "epsilon_decay": "exponential",
-    "epsilon_decay_factor": 0.999,
-    "epsilon_decay_steps": 0,
-    "hidden_sizes": [24, 24],
-    "activation": "relu",
-    "init": "he_uniform",
-    "double_q": False,
-    "dueling": False,
-    "n_step": 1,
-    "prioritized_replay": False,
-    "life_loss_terminal": False,
-    "rollout_fragment_length": 4,
-    "num_envs_per_env_runner": 1,
-    "gym_env_vectorize_mode": "sync",
-    "acting_dtype": "float32",
-    "overlap_sampling": False,
-}
-BOOK_BREAKOUT: dict[str, Any] = {  # book 6.2, revised edition (v2)
-    **BOOK_CARTPOLE,
-    "lr": 1e-4,
-    "train_batch_size_per_learner": 32,
-    "replay_capacity": 100_000,
-    "learning_starts": 50_000,
-    "target_update_freq": 10_000,
-    "loss": "huber",
-    "grad_clip": 10.0,
-    "epsilon_final": 0.02,
-    "epsilon_decay": "linear",
-    "epsilon_decay_factor": 1.0,
-    "epsilon_decay_steps": 1_000_000,
-    "hidden_sizes": [512],
-    "init": "glorot_uniform",
-    "life_loss_terminal": True,
-    # The book steps one game and updates after every step. Here each EnvRunner steps 32
-    # games in ale-py's C++ vector env for 8 steps, then the learner takes as many updates
-    # as env steps were taken: the book's ratio, in batches that keep the machine busy
-    # (bench/results/dqn_breakout_throughput.md).
-    "rollout_fragment_length": 8,
-    "num_envs_per_env_runner": 32,
-    "gym_env_vectorize_mode": "vector_entry_point",
-    "acting_dtype": "auto",  # bfloat16 on CPUs that have it: half the CNN's time
-}
-PRESETS: dict[str, Preset] = {
-    "book_cartpole": Preset(
-        values=BOOK_CARTPOLE,
-        stop={"env_steps": 200_000, "return_mean": 475.0},
-        envs=("CartPole-v1",),  # (other vector envs get the same values: the config's defaults)
-        summary="book 5.2: MLP 24-24, replay 2,000, batch 64, target copy at episode ends",
-    ),
-    "book_breakout": Preset(
-        values=BOOK_BREAKOUT,
-        stop={"env_steps": 10_000_000},
-        envs=ATARI_ENV_IDS,
-        summary="book 6.2: Nature CNN, replay 100k, warm-up 50k, target copy every 10k steps",
-    ),
-    "tuned_cartpole": Preset(
-        values={
-            **BOOK_CARTPOLE,
-            "replay_capacity": 50_000,
-            "updates_per_env_step": 0.5,
-            "target_update_freq": 500,
-            "loss": "huber",
-            "grad_clip": 10.0,
-            "epsilon_decay": "linear",
-            "epsilon_final": 0.02,
-            "epsilon_decay_steps": 10_000,
-            "hidden_sizes": [128, 128],
-            "double_q": True,
-            "dueling": True,
-            "n_step": 3,
-            "rollout_fragment_length": 32,
-            "overlap_sampling": True,
-        },
-        stop={"env_steps": 100_000, "return_mean": 475.0},
-        summary="not the book: double Q, dueling, 3-step, 128-128 MLP (dqn_cartpole.md)",
-    ),
-    # On a GPU the update of the book's batch of 32 is launch-bound even as a CUDA graph: on
-    # an H200 it ran 1,559 updates/s at batch 32 and 913 at batch 128, i.e. 50k vs 117k
-    # transitions per second (bench/results/gpu_dqn.json). This preset replays the book's 32
-    # transitions per env step as a quarter of the updates, each 4 times as large, and
-    # overlaps sampling with learning. Not the book; its learning curve is not benchmarked.
-    "gpu_breakout": Preset(
-        values={
-            **BOOK_BREAKOUT,
-            "train_batch_size_per_learner": 128,
-            "updates_per_env_step": 0.25,
-            "overlap_sampling": True,
-        },
-        stop={"env_steps": 10_000_000},
-        summary="not the book: book_breakout with batch 128 at 0.25 updates per env step",
-    ),
-}
-
-
 # ---- the config ------------------------------------------------------------------------------
 
 
-class DQNConfig(AlgorithmConfig):
+class DQNConfig(HyperparameterConfig):
     """DQN's settings; the defaults are the book's CartPole DQN (section 5.2).
 
     `PRESETS` hold the book's settings per env family; `algorithms.build("dqn", env)` applies
@@ -212,42 +94,11 @@ class DQNConfig(AlgorithmConfig):
         50000
     """
 
+    HYPERPARAMETERS = DQNHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
-        super().__init__(algo_class=algo_class or DQN)
-        self.gamma = 0.99  # discount factor (book 0.99)
-        self.lr = 1e-3  # learning rate (book 5.2: Adam 1e-3; 6.2: 1e-4)
-        self.train_batch_size_per_learner = 64  # minibatch size (book 5.2: 64; 6.2: 32)
-        self.replay_capacity = 2_000  # transitions kept (book 5.2: 2,000; 6.2: 100,000)
-        self.replay_shards = 1  # replay actors the capacity is split over
-        self.learning_starts = 1_000  # env steps before the first update (book 5.2: 1,000)
-        self.updates_per_env_step = 1.0  # gradient steps per env step (book: 1)
-        self.target_update_freq = 0  # env steps between target copies; 0 = every episode end
-        self.loss: str = "mse"  # "mse" (book 5.2) or "huber" (book 6.2)
-        self.optimizer_type = "adam"  # "adam" (book 5.2, 6.2 v2) or "rmsprop" (6.2 v1)
-        self.optimizer_epsilon = 1e-7  # Adam/RMSprop epsilon (Keras's Adam default 1e-7)
-        self.grad_clip = 0.0  # type: ignore[assignment]  # global-norm clip, 0: none (6.2 v2: 10)
-        self.epsilon_initial = 1.0  # exploration rate at the end of the warm-up
-        self.epsilon_final = 0.01  # exploration floor (book 5.2: 0.01; 6.2: 0.02)
-        self.epsilon_decay: str = "exponential"  # "exponential" (5.2) or "linear" (6.2)
-        self.epsilon_decay_factor = 0.999  # per-step factor of the exponential decay (5.2)
-        self.epsilon_decay_steps = 0  # steps of the linear decay (6.2: 1,000,000)
-        self.hidden_sizes = [24, 24]  # MLP hidden layers (images: the CNN, then these)
-        self.activation: str = "relu"  # hidden activation of the MLP
-        self.init: str = "he_uniform"  # weight init: he_uniform (5.2), glorot_uniform (6.2)
-        self.double_q = False  # choose a' with the online net (beyond the book)
-        self.dueling = False  # V + A - mean(A) head (beyond the book)
-        self.n_step = 1  # n-step returns (beyond the book)
-        self.prioritized_replay = False  # proportional prioritized replay (beyond the book)
-        # (RLlib keeps deprecated int placeholders under the next two names.)
-        self.prioritized_replay_alpha = 0.6  # type: ignore[assignment]  # priority exponent
-        self.prioritized_replay_beta = 0.4  # type: ignore[assignment]  # importance-weight exponent
-        self.life_loss_terminal = False  # a lost life ends the targets' bootstrap (6.2: True)
-        self.checkpoint_replay = True  # save the replay memory's contents in checkpoints
-        self.overlap_sampling = False  # EnvRunners sample while the learner learns
-        self.cuda_graph = True  # on a GPU, replay each update from a captured CUDA graph
-        self.acting_dtype = "float32"  # precision of the EnvRunners' greedy actions
+        super().__init__(algo_class=algo_class or DQN)  # the record's defaults, then:
         self.num_env_runners = 1  # EnvRunner processes; they push to the replay actor
-        self.rollout_fragment_length = 4  # env steps per env and iteration step
         self.min_sample_timesteps_per_iteration = 1000  # env steps per reported iteration
         self.env_runner_cls = ReplayEnvRunner  # type: ignore[assignment]
         # The learner zeroes nan/inf gradient entries after one global-norm check
@@ -255,134 +106,8 @@ class DQNConfig(AlgorithmConfig):
         self.torch_skip_nan_gradients = True
         self.evaluation(evaluation_config=AlgorithmConfig.overrides(explore=False))
 
-    def training(  # type: ignore[override]
-        self,
-        *,
-        gamma: Probability | None = None,
-        lr: Positive | None = None,
-        train_batch_size_per_learner: Count | None = None,
-        replay_capacity: Count | None = None,
-        replay_shards: Count | None = None,
-        learning_starts: Annotated[int, Field(ge=0)] | None = None,
-        updates_per_env_step: Positive | None = None,
-        target_update_freq: Annotated[int, Field(ge=0)] | None = None,
-        loss: Literal["huber", "mse"] | None = None,
-        optimizer_type: Literal["adam", "rmsprop"] | None = None,
-        optimizer_epsilon: Positive | None = None,
-        grad_clip: NonNegative | None = None,
-        epsilon_initial: Probability | None = None,
-        epsilon_final: Probability | None = None,
-        epsilon_decay: Literal["linear", "exponential"] | None = None,
-        epsilon_decay_factor: Probability | None = None,
-        epsilon_decay_steps: Annotated[int, Field(ge=0)] | None = None,
-        hidden_sizes: list[Count] | None = None,
-        activation: Literal["relu", "tanh"] | None = None,
-        init: Literal["he_uniform", "glorot_uniform", "torch"] | None = None,
-        double_q: bool | None = None,
-        dueling: bool | None = None,
-        n_step: Count | None = None,
-        prioritized_replay: bool | None = None,
-        prioritized_replay_alpha: NonNegative | None = None,
-        prioritized_replay_beta: NonNegative | None = None,
-        life_loss_terminal: bool | None = None,
-        checkpoint_replay: bool | None = None,
-        overlap_sampling: bool | None = None,
-        cuda_graph: bool | None = None,
-        acting_dtype: Literal["float32", "bfloat16", "auto"] | None = None,
-        rollout_fragment_length: Count | None = None,
-        num_envs_per_env_runner: Count | None = None,
-        gym_env_vectorize_mode: Literal["sync", "async", "vector_entry_point"] | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets DQN's hyperparameters.
-
-        Args:
-            gamma: Discount factor of future rewards.
-            lr: Learning rate of the optimizer.
-            train_batch_size_per_learner: Transitions per minibatch and gradient step.
-            replay_capacity: Transitions the replay memory keeps (oldest dropped first).
-            replay_shards: Number of replay actors the capacity is split over.
-            learning_starts: Env steps sampled before the first gradient step (the warm-up).
-            updates_per_env_step: Gradient steps per env step sampled after the warm-up.
-            target_update_freq: Env steps between target-network copies; 0 copies at episode ends.
-            loss: TD loss: huber (book 6.2) or mse (book 5.2).
-            optimizer_type: adam or rmsprop (RMSprop with rho 0.9, as in book 6.2 v1).
-            optimizer_epsilon: The optimizer's epsilon (numerical stability term).
-            grad_clip: Clip the gradients' global norm to this value (0: no clipping).
-            epsilon_initial: Exploration rate until the warm-up ends.
-            epsilon_final: Lowest exploration rate.
-            epsilon_decay: Shape of the decay after the warm-up: linear or exponential.
-            epsilon_decay_factor: Per-step multiplier of the exponential decay.
-            epsilon_decay_steps: Steps from initial to final of the linear decay.
-            hidden_sizes: Hidden layer widths (after the CNN for image observations).
-            activation: Hidden activation of the MLP: relu or tanh.
-            init: Weight initialisation: he_uniform, glorot_uniform or torch.
-            double_q: Choose the next action with the online net, value it with the target net.
-            dueling: Split the head into state value and advantages.
-            n_step: Steps summed in the return before bootstrapping.
-            prioritized_replay: Sample transitions in proportion to their TD error.
-            prioritized_replay_alpha: How strongly priorities shape sampling (0 is uniform).
-            prioritized_replay_beta: Importance-weight correction exponent.
-            life_loss_terminal: Treat an Atari life loss as terminal for the targets.
-            checkpoint_replay: Save the replay memory's contents with each checkpoint.
-            overlap_sampling: Let remote EnvRunners sample the next fragment during updates.
-            cuda_graph: On a GPU learner, capture the update once as a CUDA graph and replay it.
-            acting_dtype: Precision of the EnvRunners' greedy actions (auto: bfloat16 if native).
-            rollout_fragment_length: Env steps per env between learning phases.
-            num_envs_per_env_runner: Environments stepped together by each EnvRunner.
-            gym_env_vectorize_mode: How EnvRunners step their envs: "vector_entry_point" (the
-                Atari ids: ale-py's C++ vector env) or Gymnasium's "sync" vector of single envs
-                (the reference Atari pipeline).
-
-        Returns:
-            This config.
-        """
-        super().training(**kwargs)
-        # (rollout_fragment_length, num_envs_per_env_runner and gym_env_vectorize_mode are
-        # RLlib's own EnvRunner settings, which `env_runners()` sets as plain attributes too.)
-        return set_given(
-            self,
-            gamma=gamma,
-            lr=lr,
-            train_batch_size_per_learner=train_batch_size_per_learner,
-            replay_capacity=replay_capacity,
-            replay_shards=replay_shards,
-            learning_starts=learning_starts,
-            updates_per_env_step=updates_per_env_step,
-            target_update_freq=target_update_freq,
-            loss=loss,
-            optimizer_type=optimizer_type,
-            optimizer_epsilon=optimizer_epsilon,
-            grad_clip=grad_clip,
-            epsilon_initial=epsilon_initial,
-            epsilon_final=epsilon_final,
-            epsilon_decay=epsilon_decay,
-            epsilon_decay_factor=epsilon_decay_factor,
-            epsilon_decay_steps=epsilon_decay_steps,
-            hidden_sizes=list(hidden_sizes) if hidden_sizes is not None else None,
-            activation=activation,
-            init=init,
-            double_q=double_q,
-            dueling=dueling,
-            n_step=n_step,
-            prioritized_replay=prioritized_replay,
-            prioritized_replay_alpha=prioritized_replay_alpha,
-            prioritized_replay_beta=prioritized_replay_beta,
-            life_loss_terminal=life_loss_terminal,
-            checkpoint_replay=checkpoint_replay,
-            overlap_sampling=overlap_sampling,
-            cuda_graph=cuda_graph,
-            acting_dtype=acting_dtype,
-            rollout_fragment_length=rollout_fragment_length,
-            num_envs_per_env_runner=num_envs_per_env_runner,
-            gym_env_vectorize_mode=gym_env_vectorize_mode,
-        )
-
     def validate(self) -> None:
-        if self.num_gpus_per_learner == "auto":  # checkpoints written before devices.py said so
-            self.num_gpus_per_learner = 0
         super().validate()
-        check_declared(self)
         for key, ok in {
             "replay_capacity": self.replay_capacity >= self.train_batch_size_per_learner,
             "replay_shards": self.replay_shards <= self.replay_capacity,

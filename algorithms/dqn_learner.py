@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,10 @@ from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from torch.nn import functional
 
+from algorithms.common.cuda_graph import CapturedStep
 from algorithms.common.gradients import clean_and_clip_in_place
-from algorithms.common.replay import Replay
 from algorithms.common.replay_sampler import SharedSampler
+from algorithms.common.replay_shards import Replay
 from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES, DQNTorchRLModule
 
 logger = logging.getLogger(__name__)
@@ -56,9 +58,7 @@ TARGET_UPDATES = "num_target_updates_lifetime"
 GRADIENT_NORM = "gradient_global_norm"  # before clipping
 DISCOUNTS = "discounts"  # gamma^k (1 - done) of each n-step transition
 WEIGHTS = "weights"  # importance-sampling weights
-MINIBATCHES_PER_CALL = 8  # minibatches fetched from the replay actor per round trip
 HOST_BUFFERS = 2  # minibatches staged in host memory: one copied to the device, one being drawn
-GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture (torch's recipe)
 # The replay's batch keys and the learner's batch columns.
 COLUMNS = {
     "obs": Columns.OBS,
@@ -107,64 +107,38 @@ def dqn_loss(
     return (batch[WEIGHTS] * per_item).mean(), td_error.detach()
 
 
-def _start_autograd_cuda_worker() -> None:
-    """Run one throwaway backward on the GPU (unrelated tensors), once per process.
+@dataclass
+class ModuleUpdates:
+    """What the learner keeps per module between gradient steps.
 
-    On an H200 with torch 2.11, the first CUDA graph capture of a process failed ("operation
-    would make the legacy stream depend on a capturing blocking stream") when the first backward
-    of the process was part of its warm-up: the parameters' gradient-accumulation nodes were
-    tied to the default stream, which a capture cannot wait on. Captures in processes that had
-    run a backward before worked, as did torch's recipe in bench/gpu_dqn.py after eager steps.
-    """
-    if getattr(_start_autograd_cuda_worker, "done", False):
-        return
-    probe = torch.ones(1, device="cuda", requires_grad=True)
-    (probe * 2.0).sum().backward()
-    torch.cuda.synchronize()
-    _start_autograd_cuda_worker.done = True  # type: ignore[attr-defined]
-
-
-class CapturedStep:
-    """A training step captured once as a CUDA graph; `replay()` runs it again.
-
-    torch's recipe: a few eager steps on a side stream (they allocate the optimizer's state and
-    let cuDNN pick its kernels), then the capture, here on that same stream: a parameter's
-    gradient-accumulation node remembers the stream it was made on, and a backward captured on
-    another stream would have to sync with it. Where torch offers it, stale streams of such
-    nodes are also redirected to the capture (`set_override_stale_capture_stream`). The warm-up
-    steps are undone, so the first replay starts from exactly the weights and optimizer state
-    there were before.
-
-    Args:
-        step: The step; it reads only tensors that stay in place (the static batch).
-        state: Every tensor the step changes: parameters and optimizer state.
+    Attributes:
+        sums: loss, Q mean, |TD| mean and gradient norm, summed on the device over the updates
+            of one `learn_from_replay` call (one tensor for good: a captured graph adds into it).
+        step_stats: the last step's loss, Q mean and |TD| mean (device scalars).
+        td_errors: the last step's TD errors (B,), for prioritized replay.
+        batch: the batch a step reads; on a GPU a static one the graph reads in place.
+        host: host minibatch buffers, as numpy views of `pinned`.
+        pinned: the same buffers as tensors (in pinned memory on a GPU).
+        copied: per host buffer, a CUDA event recorded when its copy to the device was queued.
+        trained: the parameters that get gradients.
+        graph: the captured step; None before a capture and when it failed.
+        capture_tried: a capture was tried for the current batch shape and optimizer state.
     """
 
-    def __init__(self, step: Callable[[], None], state: Callable[[], list[torch.Tensor]]) -> None:
-        _start_autograd_cuda_worker()
-        before = [tensor.clone() for tensor in state()]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(GRAPH_WARMUP_STEPS):
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        with torch.no_grad():  # undo: tensors that did not exist yet restart from zero
-            for i, tensor in enumerate(state()):
-                tensor.copy_(before[i]) if i < len(before) else tensor.zero_()
-        override = getattr(torch.autograd.graph, "set_override_stale_capture_stream", None)
-        self.graph = torch.cuda.CUDAGraph()
-        try:
-            if override is not None:
-                override(True)
-            with torch.cuda.graph(self.graph, stream=side):
-                step()
-        finally:
-            if override is not None:
-                override(False)
+    sums: torch.Tensor
+    step_stats: list[torch.Tensor] = field(default_factory=list)
+    td_errors: torch.Tensor | None = None
+    batch: dict[str, torch.Tensor] | None = None
+    host: list[dict[str, np.ndarray]] = field(default_factory=list)
+    pinned: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    copied: list[Any] = field(default_factory=list)
+    trained: list[torch.Tensor] | None = None
+    graph: CapturedStep | None = None
+    capture_tried: bool = False
 
-    def replay(self) -> None:
-        self.graph.replay()
+    def forget_graph(self) -> None:
+        """Retake the graph at the next step (new batch shape, restored optimizer state)."""
+        self.graph, self.capture_tried = None, False
 
 
 class DQNTorchLearner(TorchLearner):
@@ -181,16 +155,8 @@ class DQNTorchLearner(TorchLearner):
         super().build()
         for module_id in self.module.keys():
             self._q_module(module_id).make_target_networks()
-        self._td_errors: dict[str, torch.Tensor] = {}
-        self._step_stats: dict[str, list[torch.Tensor]] = {}
-        self._stat_sums: dict[str, torch.Tensor] = {}  # loss, Q mean, |TD| mean, grad norm
-        self._batches: dict[str, dict[str, torch.Tensor]] = {}  # static device batches
-        self._host: dict[str, list[dict[str, np.ndarray]]] = {}  # host buffers, as numpy
-        self._pinned: dict[str, list[dict[str, torch.Tensor]]] = {}  # the same, as tensors
-        self._copied: dict[str, list[Any]] = {}  # CUDA events: host buffer copied
-        self._graphs: dict[str, CapturedStep | None] = {}
-        self._trained: dict[str, list[torch.nn.Parameter]] = {}  # parameters with gradients
-        self._samplers: dict[tuple[Any, ...], SharedSampler | None] = {}
+        self._updates: dict[str, ModuleUpdates] = {}
+        self._samplers: dict[tuple[Any, ...], SharedSampler | None] = {}  # per replay memory
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         """Adam (book 5.2 and 6.2 v2) or RMSprop with rho 0.9 and epsilon 0.01 (6.2 v1).
@@ -232,19 +198,26 @@ class DQNTorchLearner(TorchLearner):
         loss, td_error = dqn_loss(
             fwd_out[Q_VALUES], q_next_target, batch, kind=config.loss, q_next_online=q_next_online
         )
-        self._td_errors[module_id] = td_error
         q_taken = fwd_out[Q_VALUES].detach().gather(1, batch[Columns.ACTIONS].long()[:, None])
-        self._step_stats[module_id] = [loss.detach(), q_taken.mean(), td_error.abs().mean()]
+        updates = self._module_updates(module_id)
+        updates.td_errors = td_error
+        updates.step_stats = [loss.detach(), q_taken.mean(), td_error.abs().mean()]
         return loss
 
     def _q_module(self, module_id: str) -> DQNTorchRLModule:
         module: DQNTorchRLModule = self.module[module_id].unwrapped()  # type: ignore[assignment]
         return module
 
+    def _module_updates(self, module_id: str) -> ModuleUpdates:
+        if module_id not in self._updates:
+            self._updates[module_id] = ModuleUpdates(sums=torch.zeros(4, device=self._device))
+        return self._updates[module_id]
+
     def set_state(self, state: dict[str, Any]) -> None:
         """RLlib's restore; it replaces the optimizer's state tensors, so graphs are retaken."""
         super().set_state(state)
-        self._graphs.clear()
+        for updates in self._updates.values():
+            updates.forget_graph()
 
     # ---- one gradient step -----------------------------------------------------------------
 
@@ -254,7 +227,9 @@ class DQNTorchLearner(TorchLearner):
         No host sync and no branch on data, so that a CUDA graph can capture it as it is.
         """
         config = self.config.get_config_for_module(module_id)
-        batch = self._batches[module_id]
+        updates = self._module_updates(module_id)
+        batch = updates.batch
+        assert batch is not None, "a minibatch is staged before each step"
         optimizer = self.get_optimizer(module_id)
         optimizer.zero_grad(set_to_none=True)
         # `forward_train`'s work without its recursive `train()` call per update (no dropout or
@@ -264,13 +239,13 @@ class DQNTorchLearner(TorchLearner):
             module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
         )
         loss.backward()
-        if module_id not in self._trained:
+        if updates.trained is None:
             params = self.get_parameters(self.module[module_id])
-            self._trained[module_id] = [p for p in params if p.requires_grad]
-        gradients = [p.grad for p in self._trained[module_id]]
+            updates.trained = [p for p in params if p.requires_grad]
+        gradients = [p.grad for p in updates.trained]
         norm = clean_and_clip_in_place(gradients, config.grad_clip)  # type: ignore[arg-type]
         optimizer.step()
-        self._stat_sums[module_id] += torch.stack([*self._step_stats[module_id], norm])
+        updates.sums += torch.stack([*updates.step_stats, norm])
 
     def _run_step(self, module_id: str) -> None:
         """The step: replayed from its CUDA graph on a GPU (captured at first use), else eager."""
@@ -283,17 +258,19 @@ class DQNTorchLearner(TorchLearner):
         if not graphed:
             self._gradient_step(module_id)
             return
-        if module_id not in self._graphs:
+        updates = self._module_updates(module_id)
+        if not updates.capture_tried:
             optimizer = self.get_optimizer(module_id)
 
             def state() -> list[torch.Tensor]:  # what a step changes (the sums included)
                 params = list(self.get_parameters(self.module[module_id]))
                 moments = [v for s in optimizer.state.values() for v in s.values()]
                 moments = [v for v in moments if isinstance(v, torch.Tensor)]
-                return [self._stat_sums[module_id], *params, *moments]
+                return [updates.sums, *params, *moments]
 
-            self._graphs[module_id] = self._capture(module_id, state)
-        captured = self._graphs[module_id]
+            updates.capture_tried = True
+            updates.graph = self._capture(module_id, state)
+        captured = updates.graph
         if captured is None:  # the capture failed: eager steps, as on the CPU
             self._gradient_step(module_id)
         else:
@@ -329,23 +306,24 @@ class DQNTorchLearner(TorchLearner):
         config = self.config.get_config_for_module(module_id)
         self.before_gradient_based_update(timesteps=timesteps)
         start = time.perf_counter()
-        if module_id not in self._stat_sums:  # one tensor for good: the graph adds into it
-            self._stat_sums[module_id] = torch.zeros(4, device=self._device)
-        sums = self._stat_sums[module_id]
+        updates = self._module_updates(module_id)
+        sums = updates.sums  # one tensor for good: a captured graph adds into it
         sums.zero_()
         batches = self._minibatches(replay, module_id, config, num_updates)
         for slot, minibatch in batches:
             self._stage(module_id, minibatch, slot)
             self._run_step(module_id)
             if replay.prioritized:
-                replay.update_priorities(minibatch, self._td_errors[module_id].cpu().numpy())
+                td_errors = updates.td_errors
+                assert td_errors is not None, "each step records its TD errors"
+                replay.update_priorities(minibatch, td_errors.cpu().numpy())
         loss, q_mean, td_abs, norm = (sums / max(num_updates, 1)).tolist()  # the one sync
         elapsed = time.perf_counter() - start
         self.after_gradient_based_update(timesteps=timesteps)
         for key, value in ((QF_LOSS, loss), (Q_MEAN, q_mean), (TD_ERROR_ABS_MEAN, td_abs)):
             self.metrics.log_value((module_id, key), value, window=1)
         self.metrics.log_value((ALL_MODULES, GRADIENT_NORM), norm, window=1)
-        graphed = self._graphs.get(module_id) is not None
+        graphed = updates.graph is not None
         self.metrics.log_value((module_id, CUDA_GRAPH), float(graphed), window=1)
         self.metrics.log_value((module_id, UPDATES), num_updates, reduce="sum")
         self.metrics.log_value((module_id, UPDATES_LIFETIME), num_updates, reduce="lifetime_sum")
@@ -363,72 +341,52 @@ class DQNTorchLearner(TorchLearner):
         sampler = self._samplers[key]
         if sampler is not None:  # read the rings in shared memory, into our host buffers
             buffers = self._host_buffers(module_id, sampler, batch_size)
+            copied = self._module_updates(module_id).copied
             for i in range(count):
                 slot = i % len(buffers)
-                if self._copied.get(module_id):
-                    self._copied[module_id][slot].synchronize()  # its last copy is done
+                if copied:
+                    copied[slot].synchronize()  # its last copy to the device is done
                 sampler.sample_into(buffers[slot])
                 yield slot, buffers[slot]
             return
-        # Through the actor: chunks of minibatches, one round trip each, the next chunk
-        # fetched while this one trains. Prioritized replay draws one at a time, so that each
-        # draw sees the priorities of the update before it.
-        chunk = 1 if replay.prioritized else MINIBATCHES_PER_CALL
-        remaining = count
-        pending = replay.sample_async(batch_size, beta, count=min(chunk, remaining))
-        while remaining > 0:
-            minibatches = replay.collect(pending)
-            remaining -= len(minibatches)
-            if remaining > 0:
-                pending = replay.sample_async(batch_size, beta, count=min(chunk, remaining))
-            for minibatch in minibatches:
-                yield None, minibatch
+        for minibatch in replay.minibatches(batch_size, count, beta):  # through the actors
+            yield None, minibatch
 
     def _host_buffers(
         self, module_id: str, sampler: SharedSampler, batch_size: int
     ) -> list[dict[str, np.ndarray]]:
         """Host minibatch buffers shaped like the replay's rows; pinned when copied to a GPU."""
-        buffers = self._host.get(module_id)
-        if buffers and len(buffers[0]["actions"]) == batch_size:
-            return buffers
+        updates = self._module_updates(module_id)
+        if updates.host and len(updates.host[0]["actions"]) == batch_size:
+            return updates.host
         pinned = self._device.type == "cuda"
-        template = sampler.empty_batch(batch_size)
-        buffers, tensors = [], []
-        for _ in range(HOST_BUFFERS):
-            tensors.append(
-                {
-                    key: torch.from_numpy(value).clone().pin_memory()
-                    if pinned
-                    else torch.from_numpy(value.copy())
-                    for key, value in template.items()
-                }
-            )
-            buffers.append({key: tensor.numpy() for key, tensor in tensors[-1].items()})
-        self._host[module_id], self._pinned[module_id] = buffers, tensors
-        self._copied[module_id] = [torch.cuda.Event() for _ in buffers] if pinned else []
+        buffers, tensors = sampler.host_buffers(batch_size, HOST_BUFFERS, pinned=pinned)
+        updates.host, updates.pinned = buffers, tensors
+        updates.copied = [torch.cuda.Event() for _ in buffers] if pinned else []
         return buffers
 
     def _stage(self, module_id: str, minibatch: dict[str, np.ndarray], slot: int | None) -> None:
         """Put a minibatch where the step reads it: on the CPU our host buffer itself (no copy),
         on a GPU a copy into the static batch the graph reads (without blocking when pinned)."""
-        ours = self._pinned[module_id][slot] if slot is not None else None
+        updates = self._module_updates(module_id)
+        ours = updates.pinned[slot] if slot is not None else None
         if self._device.type == "cpu" and ours is not None:
-            self._batches[module_id] = {column: ours[key] for key, column in COLUMNS.items()}
+            updates.batch = {column: ours[key] for key, column in COLUMNS.items()}
             return
-        static = self._batches.get(module_id)
+        static = updates.batch
         if static is None or len(static[Columns.ACTIONS]) != len(minibatch["actions"]):
-            static = self._batches[module_id] = {
+            static = updates.batch = {
                 column: torch.empty_like(
                     torch.from_numpy(np.ascontiguousarray(minibatch[key])), device=self._device
                 )
                 for key, column in COLUMNS.items()
             }
-            self._graphs.pop(module_id, None)  # a new batch shape needs a new graph
+            updates.forget_graph()  # a new batch shape needs a new graph
         for key, column in COLUMNS.items():
             host = ours[key] if ours else torch.from_numpy(np.ascontiguousarray(minibatch[key]))
             static[column].copy_(host, non_blocking=ours is not None)
-        if slot is not None and self._copied.get(module_id):
-            self._copied[module_id][slot].record()
+        if slot is not None and updates.copied:
+            updates.copied[slot].record()
 
     def update_target(self) -> int:
         """Copy the online net into the target net (a hard update, as in the book)."""

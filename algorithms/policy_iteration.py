@@ -20,16 +20,19 @@ from typing import Any
 
 import torch
 
-from algorithms.common.tabular import Planning, PlanningConfig
+from algorithms.common.tabular import Planning, PlanningConfig, PlanningHyperparameters
 from algorithms.value_iteration import ValueIterationLearner
 
 
 class PolicyIterationConfig(PlanningConfig):
     """Policy iteration's settings: evaluate to convergence, then improve; discount 0.9."""
 
+    HYPERPARAMETERS = PlanningHyperparameters.with_defaults(
+        sweeps_per_iteration=100  # evaluation sweeps before each improvement
+    )
+
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or PolicyIteration)
-        self.sweeps_per_iteration = 100  # evaluation sweeps before each improvement
 
     def get_default_learner_class(self) -> type:
         return PolicyIterationLearner

@@ -13,9 +13,10 @@ the book: `episodes_per_iteration` > 1 averages the per-episode losses of severa
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 import tree
+from pydantic import Field
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -30,75 +31,42 @@ from ray.rllib.utils.metrics import (
 )
 
 import envs
-from algorithms.common.config import (
-    Count,
-    NonNegative,
-    Positive,
-    Probability,
-    check_declared,
-    set_given,
-)
+from algorithms.common.config import Count, Hyperparameters, NonNegative, Positive, Probability
+from algorithms.common.hyperparameter_config import HyperparameterConfig
 from algorithms.reinforce_learner import ReinforceTorchLearner
 from algorithms.reinforce_rl_module import ReinforceTorchRLModule
 
 
-class ReinforceConfig(AlgorithmConfig):
+class ReinforceHyperparameters(Hyperparameters):
+    """REINFORCE's hyperparameters; the defaults are the book's (section 4.2)."""
+
+    gamma: Probability = Field(0.99, description="Discount factor of future rewards.")
+    lr: Positive = Field(1e-3, description="Adam learning rate.")  # book: 1e-3
+    episodes_per_iteration: Count = Field(  # book: 1
+        1, description="Whole episodes sampled per policy update."
+    )
+    normalise_returns: bool = Field(  # book: yes
+        True, description="Standardise the discounted returns within each episode."
+    )
+    baseline: bool = Field(  # book: no
+        False, description="Learn a state-value baseline and subtract it from the returns."
+    )
+    baseline_coeff: NonNegative = Field(
+        1.0, description="Weight of the baseline's squared-error loss."
+    )
+    hiddens: Count = Field(24, description="Units of each of the two hidden layers.")  # book: 24
+
+
+class ReinforceConfig(HyperparameterConfig):
     """REINFORCE settings; the defaults are the book's (section 4.2)."""
 
+    HYPERPARAMETERS = ReinforceHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
-        super().__init__(algo_class=algo_class or Reinforce)
-        self.gamma = 0.99  # discount factor (book: 0.99)
-        self.lr = 1e-3  # Adam step size (book: 1e-3)
-        self.episodes_per_iteration = 1  # whole episodes per update (book: 1)
-        self.normalise_returns = True  # standardise G_t within each episode (book: yes)
-        self.baseline = False  # subtract a learned V(s) from the returns (book: no)
-        self.baseline_coeff = 1.0  # weight of the baseline's value loss
-        self.hiddens = 24  # units of each of the policy's two hidden layers (book: 24)
+        super().__init__(algo_class=algo_class or Reinforce)  # the record's defaults, then:
         self.num_env_runners = 0  # one small MLP on one env: sample in the driver
         self.batch_mode = "complete_episodes"
         self.min_sample_timesteps_per_iteration = 500  # updates repeat until this many steps
-
-    def training(  # type: ignore[override]
-        self,
-        *,
-        gamma: Probability | None = None,
-        lr: Positive | None = None,
-        episodes_per_iteration: Count | None = None,
-        normalise_returns: bool | None = None,
-        baseline: bool | None = None,
-        baseline_coeff: NonNegative | None = None,
-        hiddens: Count | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets the REINFORCE hyperparameters.
-
-        Args:
-            gamma: Discount factor of future rewards.
-            lr: Adam learning rate.
-            episodes_per_iteration: Whole episodes sampled per policy update.
-            normalise_returns: Standardise the discounted returns within each episode.
-            baseline: Learn a state-value baseline and subtract it from the returns.
-            baseline_coeff: Weight of the baseline's squared-error loss.
-            hiddens: Units of each of the two hidden layers.
-
-        Returns:
-            This config.
-        """
-        super().training(**kwargs)
-        return set_given(
-            self,
-            gamma=gamma,
-            lr=lr,
-            episodes_per_iteration=episodes_per_iteration,
-            normalise_returns=normalise_returns,
-            baseline=baseline,
-            baseline_coeff=baseline_coeff,
-            hiddens=hiddens,
-        )
-
-    def validate(self) -> None:
-        super().validate()
-        check_declared(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(

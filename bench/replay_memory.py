@@ -38,9 +38,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402
-from algorithms.common.replay import Replay  # noqa: E402
 from algorithms.common.replay_chunks import VectorChunks  # noqa: E402
 from algorithms.common.replay_sampler import SharedSampler  # noqa: E402
+from algorithms.common.replay_shards import Replay  # noqa: E402
 from bench.records import machine, report  # noqa: E402
 
 BYTES_TARGET = 7_333

@@ -1,39 +1,40 @@
-"""What every algorithm's config shares: declared hyperparameters, their ranges, and presets.
+"""What every algorithm's config shares: one typed record of its hyperparameters, and presets.
 
-An algorithm declares its hyperparameters once, as the keyword-only parameters of its
-`<Algo>Config.training()`: a type whose `Annotated` bounds are the allowed range (the aliases
-below), a `None` default ("not given"), and one line of meaning in the docstring's `Args:`.
-Two small helpers do the rest:
+An algorithm declares its hyperparameters once, as the fields of a `Hyperparameters` record
+(pydantic): a type whose bounds are the allowed range (the aliases below, or a `Literal`), a
+default, and one line of meaning. An algorithm that extends another extends its record and
+changes only the defaults that differ (`with_defaults`), so no key is declared twice.
 
-- `set_given(config, name=value, ...)` sets the values that were given (the body of every
-  `training()`);
-- `check_declared(config)` checks every declared value against its type and range (the start
-  of every `validate()`), with a message that names the value.
+Everything else reads that record: the RLlib config takes its defaults from it and checks
+`training()`'s values against it (`algorithms/common/hyperparameter_config.py`), and
+`describe()` lists it for the job spec's validation, the API's JSON schema and the form.
+A `Preset` is data: settings the registry applies before a user's own values
+(`algorithms.build`), so the user's values always win.
 
-`declared()` reads the same signature for the job spec's validation and the API's schema, so
-nothing is hand-copied. A `Preset` is data: settings the registry applies before a user's own
-values (`algorithms.apply_preset`), so the user's values always win.
+This module imports no RLlib: the registry (and the CLI's listings) stay fast.
+
+Example:
+    >>> class Settings(Hyperparameters):
+    ...     gamma: Probability = Field(0.9, description="Discount factor.")
+    >>> Settings.checked("gamma", 0.5), Settings.with_defaults(gamma=0.99)().gamma
+    (0.5, 0.99)
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import re
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter, ValidationError
-
-C = TypeVar("C")
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 # The ranges hyperparameters are declared with (the API's schema shows them to the form).
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1)]
+Steps = Annotated[int, Field(ge=0)]  # a number of env steps that may be 0
 
 
 @dataclass(frozen=True)
@@ -63,62 +64,74 @@ class Preset:
     summary: str = ""
 
 
-def set_given(config: C, **values: Any) -> C:
-    """Set each keyword that was given (not None) as an attribute of `config`; return it.
+class Hyperparameters(BaseModel):
+    """The base of every algorithm's record: one field per user-settable hyperparameter.
 
-    Example:
-        >>> class Settings: gamma = 0.9
-        >>> set_given(Settings(), gamma=None).gamma, set_given(Settings(), gamma=0.5).gamma
-        (0.9, 0.5)
+    Each field is `name: Type = Field(default, description="...")`, the type carrying its
+    range. The record is only a declaration: the values live on the RLlib config.
     """
-    for name, value in values.items():
-        if value is not None:
-            setattr(config, name, value)
-    return config
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-def check_declared(config: Any) -> None:
-    """Raise ValueError naming the first declared hyperparameter whose value is out of range."""
-    for name, hyperparameter in declared(type(config)).items():
-        value = getattr(config, name)
+    @classmethod
+    def with_defaults(cls, **defaults: Any) -> type[Hyperparameters]:
+        """This record with other defaults for some of its fields (types and meanings kept).
+
+        Raises:
+            ValueError: a name is not one of its fields, or a default is out of its range.
+        """
+        unknown = sorted(set(defaults) - set(cls.model_fields))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field {unknown[0]!r}")
+        fields: dict[str, Any] = {
+            name: (
+                cls.model_fields[name].annotation,
+                FieldInfo.merge_field_infos(cls.model_fields[name], default=cls.checked(name, v)),
+            )
+            for name, v in defaults.items()
+        }
+        record: type[Hyperparameters] = create_model(cls.__name__, __base__=cls, **fields)
+        return record
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each field's default (fresh copies, so lists are never shared between configs)."""
+        return cls().model_dump()
+
+    @classmethod
+    def describe(cls) -> dict[str, Hyperparameter]:
+        """Each field as a `Hyperparameter` (the registry's `algorithms.hyperparameters`)."""
+        defaults = cls.defaults()
+        return {
+            name: Hyperparameter(
+                name=name,
+                type=field_type(info),
+                default=defaults[name],
+                description=info.description or "",
+            )
+            for name, info in cls.model_fields.items()
+        }
+
+    @classmethod
+    def checked(cls, name: str, value: Any) -> Any:
+        """`value` as field `name`'s type, or a ValueError naming the value and its range."""
         try:
-            TypeAdapter(hyperparameter.type).validate_python(value, strict=False)
+            return _adapter(cls, name).validate_python(value)
         except ValidationError as error:
             raise ValueError(f"{name}={value!r}: {error.errors()[0]['msg']}") from None
 
+    @classmethod
+    def check(cls, values: dict[str, Any]) -> None:
+        """Raise ValueError naming the first of `values` (every field's) out of its range."""
+        for name in cls.model_fields:
+            cls.checked(name, values[name])
+
+
+def field_type(info: FieldInfo) -> Any:
+    """A field's type with its constraints, e.g. `Annotated[float, Ge(0), Le(1)]`."""
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
 
 @functools.cache
-def declared(config_class: type) -> dict[str, Hyperparameter]:
-    """The keyword-only parameters of `config_class.training()`, with their current defaults."""
-    config = config_class()
-    descriptions = _arg_descriptions(inspect.getdoc(config_class.training) or "")
-    hints = typing.get_type_hints(config_class.training, include_extras=True)
-    found: dict[str, Hyperparameter] = {}
-    for parameter in inspect.signature(config_class.training).parameters.values():
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        found[parameter.name] = Hyperparameter(
-            name=parameter.name,
-            type=_without_none(hints[parameter.name]),
-            default=getattr(config, parameter.name),
-            description=descriptions.get(parameter.name, ""),
-        )
-    return found
-
-
-def _without_none(annotation: Any) -> Any:
-    """`float | None` -> `float`: None only means "not given" in `training()`."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if isinstance(annotation, types.UnionType | typing._UnionGenericAlias) and args:  # type: ignore[attr-defined]
-        return args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
-    return annotation
-
-
-def _arg_descriptions(docstring: str) -> dict[str, str]:
-    """Parse a Google-style `Args:` section into {name: first line of its meaning}."""
-    section = docstring.split("Args:", 1)[1] if "Args:" in docstring else ""
-    section = re.split(r"\n\s*\n|\n(?:Returns|Raises|Example):", section)[0]
-    return {
-        match.group(1): match.group(2).strip()
-        for match in re.finditer(r"^\s{4}(\w+):\s*(.+)$", section, flags=re.MULTILINE)
-    }
+def _adapter(record: type[Hyperparameters], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(field_type(record.model_fields[name]))

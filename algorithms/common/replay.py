@@ -14,21 +14,14 @@ Data flow (style principle 5; RLlib's `appo_w_shared_data_actor.py` wires a shar
   uniform minibatches by reading them itself (`replay_sampler.py`): no round trip, no copy through
   Ray's object store, so sampling costs the learner one gather per minibatch and the actor
   nothing. Learners on other nodes, and prioritized replay (whose sum tree lives in the
-  actor), ask the actor for chunks of minibatches instead (`Replay.sample_async`).
-- `Replay` is the small picklable handle that the algorithm gives to EnvRunners and learners:
-  it routes an episode to one shard and splits a minibatch over the shards.
+  actor), ask the actor for chunks of minibatches instead (`Replay.minibatches`).
+- `Replay` (`replay_shards.py`) is the small picklable handle that the algorithm gives to
+  EnvRunners and learners: it routes an episode to one shard and splits a minibatch over them.
 
-The actor writes while learners read. It publishes, in a small shared header, how far it is
-about to overwrite (before writing) and how many transitions are complete (after writing); a
-reader keeps a drawn row only if no write reached it while it was read, and redraws it
-otherwise (a sequence lock; a restore marks the header odd while it rewrites everything).
+The actor writes while learners read, guarded by a sequence lock in a small shared header
+(`replay_rings.py`, with the rings' layout both sides share).
 
-n-step returns (1 = the book's DQN) are computed in the memory:
-`R = sum_k gamma^k r_{t+k}` for k < n, stopping after a step that is terminal for the targets
-(a game over, or a lost life when the writer is told to treat it so, as the book's DQN does);
-the transition stores `discount = gamma^k` (0 after a terminal step) so that the learner's target
-is `R + discount * max_a Q'(s_{t+k}, a)`. Steps whose n-step window is still open at the end of
-a chunk wait in the memory for the next chunk of the same episode.
+n-step returns (1 = the book's DQN) are computed in the memory (`n_step.py`).
 
 Prioritized replay (Schaul et al. 2016) samples with probability p_i^alpha / sum_j p_j^alpha
 from a sum tree and returns importance weights (N P(i))^-beta normalized by the batch maximum.
@@ -36,84 +29,26 @@ from a sum tree and returns importance weights (N P(i))^-beta normalized by the 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from algorithms.common.n_step import n_step_windows
 from algorithms.common.replay_chunks import ReplayChunk
+from algorithms.common.replay_rings import (
+    ADDED,
+    ADDED_RESERVED,
+    FRAMES_RESERVED,
+    GENERATION,
+    TRANSITION_KEYS,
+    gather,
+)
 from algorithms.common.shared_arrays import SharedArrays
-
-# The shared header's fields (int64). GENERATION is odd while the memory is being rewritten.
-GENERATION, ADDED, ADDED_RESERVED, FRAMES_RESERVED = range(4)
-TRANSITION_KEYS = ("obs_slots", "next_slots", "oldest", "actions", "rewards", "discounts")
-BATCH_DTYPES = {"actions": np.int64, "rewards": np.float32, "discounts": np.float32}
-
-
-def gather(
-    arrays: dict[str, np.ndarray],
-    index: np.ndarray,
-    *,
-    stacked: bool,
-    out: dict[str, np.ndarray] | None = None,
-) -> dict[str, np.ndarray]:
-    """The transitions at ring positions `index`, frame stacks rebuilt (into `out` if given).
-
-    Returns:
-        obs and next_obs (B, S, *frame) for stacks, (B, *frame) otherwise; actions, rewards
-        (n-step returns), discounts (B,) and oldest (B,), the first frame serial referenced.
-    """
-    out = {} if out is None else out
-    for key, slots in (("obs", "obs_slots"), ("next_obs", "next_slots")):
-        frame_ids = arrays[slots][index]  # (B, S)
-        if not stacked:
-            frame_ids = frame_ids[:, 0]
-        out[key] = np.take(arrays["frames"], frame_ids, axis=0, out=out.get(key), mode="clip")
-    for key in ("actions", "rewards", "discounts", "oldest"):
-        out[key] = np.take(arrays[key], index, out=out.get(key), mode="clip")
-    return out
-
+from algorithms.common.sum_tree import SumTree
 
 # ---- the memory ------------------------------------------------------------------------------
-
-
-class SumTree:
-    """Sums of priorities over a binary tree, for proportional sampling in O(log N) per item."""
-
-    def __init__(self, capacity: int) -> None:
-        self.leaves = 1 << max(1, int(np.ceil(np.log2(capacity))))
-        self.tree = np.zeros(2 * self.leaves, dtype=np.float64)
-
-    @property
-    def total(self) -> float:
-        return float(self.tree[1])
-
-    def set(self, indices: np.ndarray, priorities: np.ndarray) -> None:
-        nodes = np.asarray(indices, dtype=np.int64) + self.leaves
-        self.tree[nodes] = priorities
-        nodes = np.unique(nodes // 2)
-        while nodes[0] >= 1:
-            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-            if nodes[0] == 1:
-                break
-            nodes = np.unique(nodes // 2)
-
-    def get(self, indices: np.ndarray) -> np.ndarray:
-        return self.tree[np.asarray(indices, dtype=np.int64) + self.leaves]
-
-    def find(self, mass: np.ndarray) -> np.ndarray:
-        """Leaf index whose prefix-sum interval holds each value of `mass` (in [0, total))."""
-        nodes = np.ones(len(mass), dtype=np.int64)
-        mass = mass.astype(np.float64).copy()
-        while nodes[0] < self.leaves:
-            left = self.tree[2 * nodes]
-            go_right = mass >= left
-            mass -= left * go_right
-            nodes = 2 * nodes + go_right
-        return nodes - self.leaves
 
 
 class ReplayMemory:
@@ -244,26 +179,11 @@ class ReplayMemory:
         self, observations: np.ndarray, steps: dict[str, np.ndarray], ended: bool
     ) -> int:
         """Write every transition whose n-step window is complete; return how many were ready."""
-        length = len(steps["actions"])
-        start = np.arange(length)
-        returns = np.zeros(length, dtype=np.float64)
-        next_obs = start.copy()  # index into `observations` of each window's last observation
-        open_window = np.ones(length, dtype=bool)  # no terminal step seen yet
-        for k in range(self.n_step):
-            step = start + k
-            use = open_window & (step < length)
-            returns[use] += self.gamma**k * steps["rewards"][step[use]]
-            next_obs[use] = step[use] + 1
-            terminal = np.zeros(length, dtype=bool)
-            terminal[use] = steps["dones"][step[use]]
-            open_window &= ~terminal
-        used = next_obs - start
-        ready = ~open_window | (used == self.n_step) | ended
-        # Ready steps form a prefix: the last n - 1 steps of an unfinished chunk may wait.
-        count = int(np.argmin(ready)) if not ready.all() else length
+        count, returns, next_obs, discounts = n_step_windows(
+            steps["rewards"], steps["dones"], ended=ended, n_step=self.n_step, gamma=self.gamma
+        )
         if count == 0:
             return 0
-        discounts = np.where(open_window, self.gamma ** used.astype(np.float64), 0.0)
         obs_stacks = observations[:count]
         next_stacks = observations[next_obs[:count]]
         valid = (obs_stacks >= 0).all(axis=1) & (next_stacks >= 0).all(axis=1)
@@ -472,108 +392,3 @@ class ReplayMemory:
             state = dict(data["meta"][0])
             state.update({k: data[k] for k in data.files if k != "meta"})
         self.set_state(state)
-
-
-# The memory as a Ray actor. It needs no CPU reservation: it works only when called, and on a
-# 2-core machine the EnvRunners and the learner must not be kept waiting for a free CPU.
-ReplayActor = ray.remote(num_cpus=0)(ReplayMemory)
-
-
-class Replay:
-    """The picklable handle of the (sharded) memory, given to EnvRunners and learners.
-
-    An episode always goes to the same shard (by a hash of its id), so its n-step windows and
-    frame stacks stay whole; a minibatch is split evenly over the shards.
-    """
-
-    def __init__(self, shards: list[Any], prioritized: bool = False) -> None:
-        self.shards = shards
-        self.prioritized = prioritized
-
-    @classmethod
-    def create(cls, *, num_shards: int, capacity: int, seed: int | None, **kwargs: Any) -> Replay:
-        """Start `num_shards` actors sharing `capacity` (a Ray cluster must be running).
-
-        They are placed on this process's node where it has room (the local learner reads their
-        rings from shared memory there), elsewhere otherwise.
-        """
-        per_shard = -(-capacity // num_shards)
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        shards = [
-            ReplayActor.options(scheduling_strategy=here).remote(
-                per_shard, seed=None if seed is None else seed + 1000 * i, **kwargs
-            )
-            for i in range(num_shards)
-        ]
-        return cls(shards, prioritized=bool(kwargs.get("prioritized", False)))
-
-    def _shard_of(self, episode_id: str) -> int:
-        return zlib.crc32(episode_id.encode()) % len(self.shards)
-
-    def add(self, chunks: Sequence[ReplayChunk]) -> dict[int, int]:
-        """Store chunks (blocking until stored); returns {shard: transitions held}."""
-        groups: dict[int, list[ReplayChunk]] = {}
-        for chunk in chunks:
-            groups.setdefault(self._shard_of(chunk["episode_id"]), []).append(chunk)
-        refs = {shard: self.shards[shard].add.remote(group) for shard, group in groups.items()}
-        return dict(zip(refs, ray.get(list(refs.values())), strict=True))
-
-    def sample_async(self, batch_size: int, beta: float = 0.4, count: int = 1) -> list[Any]:
-        """Start drawing `count` minibatches; `collect` the refs later (to overlap work)."""
-        return [
-            shard.sample_many.remote(n, count, beta)
-            for shard, n in zip(self.shards, split(batch_size, len(self.shards)), strict=True)
-            if n
-        ]
-
-    def collect(self, refs: list[Any]) -> list[dict[str, np.ndarray]]:
-        """The minibatches of `sample_async`, shards concatenated; `shards` says where each is."""
-        per_shard = [(i, part) for i, part in enumerate(ray.get(refs)) if part is not None]
-        if not per_shard:
-            raise RuntimeError("the replay memory is empty")
-        count = len(per_shard[0][1])
-        return [_concatenate([(i, part[j]) for i, part in per_shard]) for j in range(count)]
-
-    def sample(self, batch_size: int, beta: float = 0.4) -> dict[str, np.ndarray]:
-        """A minibatch of `batch_size` transitions (blocking)."""
-        return self.collect(self.sample_async(batch_size, beta))[0]
-
-    def update_priorities(self, batch: dict[str, np.ndarray], td_errors: np.ndarray) -> None:
-        """Send new priorities for a sampled minibatch (fire and forget)."""
-        if not self.prioritized:
-            return
-        for i, shard in enumerate(self.shards):
-            mine = batch["shards"] == i
-            if mine.any():
-                shard.update_priorities.remote(batch["indices"][mine], td_errors[mine])
-
-    def stats(self) -> dict[str, float]:
-        """The shards' `stats()`, summed (bytes per transition averaged)."""
-        parts = ray.get([s.stats.remote() for s in self.shards])
-        total = {k: float(sum(p[k] for p in parts)) for k in parts[0]}
-        total["bytes_per_transition"] = total["allocated_bytes"] / max(total["capacity"], 1)
-        return total
-
-    def save(self, directory: str) -> None:
-        """Each shard writes `shard_<i>.npz` into `directory` (from the node it runs on)."""
-        ray.get([s.save.remote(f"{directory}/shard_{i}.npz") for i, s in enumerate(self.shards)])
-
-    def restore(self, directory: str) -> None:
-        """Load what `save` wrote into the shards (same number of shards)."""
-        ray.get([s.restore.remote(f"{directory}/shard_{i}.npz") for i, s in enumerate(self.shards)])
-
-    def kill(self) -> None:
-        for shard in self.shards:
-            ray.kill(shard)
-
-
-def split(batch_size: int, shards: int) -> list[int]:
-    """Rows of a minibatch that each shard gives: as even as possible, the first ones first."""
-    return [batch_size // shards + (i < batch_size % shards) for i in range(shards)]
-
-
-def _concatenate(parts: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
-    """One minibatch from the shards' parts; its `shards` entry names each row's shard."""
-    batch = {key: np.concatenate([part[key] for _, part in parts]) for key in parts[0][1]}
-    batch["shards"] = np.concatenate([np.full(len(part["actions"]), i) for i, part in parts])
-    return batch

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-from algorithms.common.replay import Replay
 from algorithms.common.replay_chunks import VectorChunks, episode_chunk, is_frame_stack
+from algorithms.common.replay_shards import Replay
 from envs.atari_vector import AtariVector
 
 

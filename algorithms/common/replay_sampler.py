@@ -3,7 +3,7 @@
 A learner on the replay actors' node maps their rings (`shared_arrays.py`) read-only and draws
 uniform minibatches itself, into buffers it reuses: no round trip to the actor, no copy
 through Ray's object store. The actor keeps writing meanwhile; a row is kept only if no write
-reached it while it was read (see the sequence lock in `replay.py`'s docstring).
+reached it while it was read (the sequence lock of `replay_rings.py`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 import ray
+import torch
 
-from algorithms.common.replay import (
+from algorithms.common.replay_rings import (
     ADDED,
     ADDED_RESERVED,
     BATCH_DTYPES,
     FRAMES_RESERVED,
     GENERATION,
-    Replay,
     gather,
-    split,
 )
+from algorithms.common.replay_shards import Replay, split
 from algorithms.common.shared_arrays import SharedArrays
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,23 @@ class SharedSampler:
         batch.update({key: np.empty(batch_size, dtype) for key, dtype in BATCH_DTYPES.items()})
         batch["weights"] = np.ones(batch_size, np.float32)
         return batch
+
+    def host_buffers(
+        self, batch_size: int, count: int, *, pinned: bool
+    ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, torch.Tensor]]]:
+        """`count` minibatch buffers to `sample_into`, as numpy arrays and as the tensors they
+        view (in pinned memory when `pinned`, for copies to a GPU that do not block)."""
+        template = self.empty_batch(batch_size)
+        tensors = [
+            {
+                key: torch.from_numpy(value).clone().pin_memory()
+                if pinned
+                else torch.from_numpy(value.copy())
+                for key, value in template.items()
+            }
+            for _ in range(count)
+        ]
+        return [{key: t.numpy() for key, t in buffer.items()} for buffer in tensors], tensors
 
     def sample_into(self, out: dict[str, np.ndarray]) -> None:
         """Fill `out` (obs, next_obs, actions, rewards, discounts: B rows each) with a fresh

@@ -13,7 +13,7 @@ Two training loops cover the book's first half:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -37,7 +37,8 @@ from ray.rllib.utils.metrics import (
 )
 
 import envs
-from algorithms.common.config import Count, NonNegative, Probability, check_declared, set_given
+from algorithms.common.config import Count, Hyperparameters, NonNegative, Probability
+from algorithms.common.hyperparameter_config import HyperparameterConfig
 from envs.grid_world import TabularModel
 
 # ---- the module: a Q-table (and a V-table) that acts epsilon-greedily ------------------------
@@ -127,50 +128,50 @@ def episode_arrays(episode: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 StepSize = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]  # alpha: 0 < alpha <= 1
 
 
-class TabularConfig(AlgorithmConfig):
+class SharedTabularHyperparameters(Hyperparameters):
+    """What every tabular algorithm sets; the defaults are the book's (section 3)."""
+
+    gamma: Probability = Field(0.9, description="Discount factor of future rewards.")
+    episodes_per_iteration: Count = Field(
+        10, description="Whole episodes sampled per training iteration."
+    )
+
+
+class TabularHyperparameters(SharedTabularHyperparameters):
+    """Monte Carlo's, SARSA's and Q-learning's hyperparameters (book sections 3.3-3.5)."""
+
+    alpha: StepSize = Field(  # book: 0.01
+        0.01, description="Step size of the table update, V or Q += alpha * (target - estimate)."
+    )
+    epsilon: Probability = Field(  # the book's code ran 0.9 by mistake (book 3.5)
+        0.1, description="Probability of a uniformly random action while training."
+    )
+
+
+class PlanningHyperparameters(
+    SharedTabularHyperparameters.with_defaults(  # type: ignore[misc]
+        episodes_per_iteration=1  # episodes played per iteration, only to report returns
+    )
+):
+    """The dynamic-programming algorithms' hyperparameters (book sections 3.1, 3.2)."""
+
+    sweeps_per_iteration: Count = Field(  # a book button press
+        1, description="Most synchronous Bellman sweeps run per training iteration."
+    )
+    tolerance: NonNegative = Field(
+        1e-6, description="Sweeping stops early once no state value changes by more than this."
+    )
+
+
+class TabularConfig(HyperparameterConfig):
     """Settings shared by the tabular algorithms; the defaults are the book's (section 3)."""
 
+    HYPERPARAMETERS = TabularHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
-        super().__init__(algo_class=algo_class)
-        self.gamma = 0.9  # discount factor (book: 0.9)
-        self.alpha = 0.01  # step size of the table update (book: 0.01)
-        self.epsilon = 0.1  # exploration rate; the book's code ran 0.9 by mistake (book 3.5)
-        self.episodes_per_iteration = 10  # episodes sampled per training iteration
+        super().__init__(algo_class=algo_class)  # the record's defaults, then:
         self.num_env_runners = 0  # a table is cheap to act with: sample in the driver
         self.batch_mode = "complete_episodes"
-
-    def training(
-        self,
-        *,
-        gamma: Probability | None = None,
-        alpha: StepSize | None = None,
-        epsilon: Probability | None = None,
-        episodes_per_iteration: Count | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets the tabular hyperparameters.
-
-        Args:
-            gamma: Discount factor of future rewards.
-            alpha: Step size of the table update, V or Q += alpha * (target - estimate).
-            epsilon: Probability of a uniformly random action while training.
-            episodes_per_iteration: Whole episodes sampled per training iteration.
-
-        Returns:
-            This config.
-        """
-        super().training(**kwargs)
-        return set_given(
-            self,
-            gamma=gamma,
-            alpha=alpha,
-            epsilon=epsilon,
-            episodes_per_iteration=episodes_per_iteration,
-        )
-
-    def validate(self) -> None:
-        super().validate()
-        check_declared(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(module_class=TabularRLModule, model_config={"epsilon": self.epsilon})
@@ -179,35 +180,11 @@ class TabularConfig(AlgorithmConfig):
 class PlanningConfig(TabularConfig):
     """Settings of the dynamic-programming algorithms (book sections 3.1, 3.2)."""
 
+    HYPERPARAMETERS = PlanningHyperparameters
+
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
         super().__init__(algo_class=algo_class)
-        self.epsilon = 0.0  # DP follows its policy exactly when it plays it
-        self.episodes_per_iteration = 1  # episodes played per iteration, only to report returns
-        self.sweeps_per_iteration = 1  # Bellman sweeps per training iteration (a book button press)
-        self.tolerance = 1e-6  # stop sweeping early once no value moves by more than this
-
-    def training(  # type: ignore[override]
-        self,
-        *,
-        gamma: Probability | None = None,
-        sweeps_per_iteration: Count | None = None,
-        tolerance: NonNegative | None = None,
-        episodes_per_iteration: Count | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """Sets the dynamic-programming hyperparameters.
-
-        Args:
-            gamma: Discount factor of future rewards.
-            sweeps_per_iteration: Most synchronous Bellman sweeps run per training iteration.
-            tolerance: Sweeping stops early once no state value changes by more than this.
-            episodes_per_iteration: Episodes played with the current policy to report returns.
-
-        Returns:
-            This config.
-        """
-        super().training(gamma=gamma, episodes_per_iteration=episodes_per_iteration, **kwargs)
-        return set_given(self, sweeps_per_iteration=sweeps_per_iteration, tolerance=tolerance)
+        self.epsilon = 0.0  # not a hyperparameter: DP follows its policy exactly when it plays
 
 
 # ---- the two training loops ------------------------------------------------------------------

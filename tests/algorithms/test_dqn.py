@@ -17,8 +17,8 @@ import algorithms
 import envs
 from algorithms.common import metrics
 from algorithms.common.devices import learner_gpus
-from algorithms.common.replay import Replay
 from algorithms.common.replay_chunks import VectorChunks, episode_chunk
+from algorithms.common.replay_shards import Replay
 from algorithms.dqn import PRESETS, DQNConfig
 from algorithms.dqn_learner import (
     CUDA_GRAPH,

@@ -10,9 +10,10 @@ import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 import envs
-from algorithms.common.replay import Replay, ReplayMemory
+from algorithms.common.replay import ReplayMemory
 from algorithms.common.replay_chunks import VectorChunks, episode_chunk, is_frame_stack
 from algorithms.common.replay_sampler import SharedSampler
+from algorithms.common.replay_shards import Replay
 
 GAMMA = 0.9
 

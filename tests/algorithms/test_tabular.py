@@ -139,8 +139,12 @@ def test_q_learning_explores_ten_percent_not_the_books_ninety():
         ("value_iteration", {"sweeps_per_iteration": 0}, "sweeps_per_iteration=0"),
     ],
 )
-def test_validate_names_the_bad_value(name, overrides, message):
-    config = algorithms.default_config(name).training(**overrides)
+def test_training_and_validate_name_the_bad_value(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        algorithms.default_config(name).training(**overrides)
+    config = algorithms.default_config(name)
+    for key, value in overrides.items():
+        setattr(config, key, value)  # as RLlib's `update_from_dict` sets them
     with pytest.raises(ValueError, match=message):
         config.validate()
 
