@@ -146,6 +146,12 @@ def game_of(env_id: str, env_config: dict[str, Any] | None = None) -> str | None
     return canonical_game(match["name"])
 
 
+def game_of_spec(spec: dict[str, Any]) -> str | None:
+    """`game_of` a job spec's `env` and `env_config`."""
+    env_config = spec.get("env_config")
+    return game_of(str(spec.get("env")), env_config if isinstance(env_config, dict) else None)
+
+
 def same_game(game: str | None, wanted: str) -> bool:
     """Whether `game` (a `game_of` answer) is the game a user named (`Pong`, `ALE/Pong-v5`)."""
     return game is not None and compact(game) == compact(wanted)
