@@ -39,7 +39,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench import records  # noqa: E402
 
-RLDOJO = str(Path(sys.executable).with_name("rldojo"))
+# The console script where rldojo is installed; its entry point where the checkout is only on
+# PYTHONPATH (the GPU machine: gpu_session.sh).
+_SCRIPT = Path(sys.executable).with_name("rldojo")
+RLDOJO = (
+    [str(_SCRIPT)]
+    if _SCRIPT.exists()
+    else [
+        sys.executable,
+        "-c",
+        "import sys; sys.argv[0] = 'rldojo'; from service.cli import main; main()",
+    ]
+)
 TARGETS = {"pong": (18.0,), "breakout": (100.0, 300.0)}
 RETURN = "env_runners/episode_return_mean"
 ENV_STEPS = "num_env_steps_sampled_lifetime"
@@ -74,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", help="output prefix (default bench/results/atari_time_to_score_<game>)"
     )
     parser.add_argument("--note", default="", help="recorded with the result")
+    parser.add_argument("--replot", help="redraw the PNG and markdown of a recorded JSON; no run")
     args = parser.parse_args(argv)
     args.out = args.out or str(ROOT / "bench" / "results" / f"atari_time_to_score_{args.game}")
     return args
@@ -105,8 +117,8 @@ def train(spec: dict[str, Any], work: Path) -> tuple[Path, float]:
     """Run `rldojo train --spec`; its output goes to ours. The experiment's path, wall seconds."""
     spec_file = work / "spec.json"
     spec_file.write_text(json.dumps(spec, indent=1))
-    command = [RLDOJO, "train", "--spec", str(spec_file), "--out", str(work), "--name", "run"]
-    print("$ " + " ".join(command), flush=True)
+    command = [*RLDOJO, "train", "--spec", str(spec_file), "--out", str(work), "--name", "run"]
+    print("$ rldojo " + " ".join(command[len(RLDOJO) :]), flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True)
     return work / "run", time.perf_counter() - start
@@ -114,7 +126,7 @@ def train(spec: dict[str, Any], work: Path) -> tuple[Path, float]:
 
 def evaluate(checkpoint: str, episodes: int, seed: int, frames: int | None) -> dict[str, Any]:
     """`rldojo evaluate --protocol standard --json` on one checkpoint (its own process)."""
-    command = [RLDOJO, "evaluate", checkpoint, "--protocol", "standard"]
+    command = [*RLDOJO, "evaluate", checkpoint, "--protocol", "standard"]
     command += ["--episodes", str(episodes), "--seed", str(seed), "--json"]
     if frames is not None:  # the toy's cap, in place of 108,000 frames
         command += ["--max-frames", str(frames)]
@@ -255,9 +267,15 @@ def markdown(record: dict[str, Any]) -> str:
 
 
 def plot(points: list[dict[str, Any]], path: Path, title: str) -> bool:
-    """The curve against minutes (a PNG); False when no iteration finished a game."""
-    from service.plots import learning_curve
+    """The curve against minutes (a PNG); False when no iteration finished a game or where
+    matplotlib is missing (the GPU machine: `--replot` draws it later from the JSON)."""
+    try:
+        import matplotlib  # noqa: F401
 
+        from service.plots import learning_curve
+    except ImportError as error:
+        print(f"no PNG: {error}", flush=True)
+        return False
     rows = [{**p, "trial_id": "run"} for p in points if p["return_mean"] is not None]
     if not rows:
         return False
@@ -274,9 +292,27 @@ def plot(points: list[dict[str, Any]], path: Path, title: str) -> bool:
     return True
 
 
+def _command(argv: list[str] | None) -> str:
+    return "python " + " ".join(["bench/atari_time_to_score.py", *(argv or sys.argv[1:])])
+
+
+def replot(path: Path) -> dict[str, Any]:
+    """The PNG and the markdown of a recorded run, drawn again beside its JSON."""
+    record: dict[str, Any] = json.loads(path.read_text())
+    png = path.with_suffix(".png")
+    title = f"rldojo dqn {record['preset']}, {record['game']}, {record['minutes']:g} min"
+    record["png"] = png.name if plot(record["curve"], png, title) else None
+    path.with_suffix(".md").write_text(markdown(record))
+    print(f"wrote {png} and {path.with_suffix('.md')}")
+    return record
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.replot:
+        return replot(Path(args.replot))
     started = time.perf_counter()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rldojo-tts-") as scratch:
         work = Path(args.work or scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -284,13 +320,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from service.jobdir import JobDirectory
 
         points = curve(JobDirectory.open(str(experiment)).rows())
+        # The curve is kept even if the evaluations never end (a device call's time limit).
+        partial = {"command": _command(argv), "game": args.game, "run": summary(points, args.game)}
+        Path(args.out).with_suffix(".partial.json").write_text(
+            json.dumps({**partial, "curve": points}, indent=1)
+        )
         scores = score_checkpoints(experiment, args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     title = f"rldojo dqn {args.preset}, {args.game}, {args.minutes:g} min"
     record = {
-        "command": "python " + " ".join(["bench/atari_time_to_score.py", *(argv or sys.argv[1:])]),
+        "command": _command(argv),
         "machine": records.machine(),
         "note": args.note,
         "game": args.game,
@@ -301,10 +342,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - started, 1),
         "run": summary(points, args.game),
         "scores": scores,
-        "png": str(png) if plot(points, png, title) else None,
+        "png": png.name if plot(points, png, title) else None,
         "curve": points,
     }
     out.with_suffix(".md").write_text(markdown(record))
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     ok = bool(points) and bool(scores)
     records.report(record, str(out.with_suffix(".json")), as_test=False, ok=ok)
     return record
