@@ -239,7 +239,8 @@ def status(job_id: str, as_json: AsJson = False, url: Url = None, token: Token =
         return
     spec = job.spec
     lines = [
-        f"{job.id}  {job.status.value}  {spec.get('algorithm')} on {spec.get('env')}",
+        f"{job.id}  {job.status.value}  {spec.get('algorithm')} on {spec.get('env')}"
+        + (f" ({job.game})" if job.game else ""),
         f"attempts {job.attempts}, created {job.created_at:%Y-%m-%d %H:%M:%S}",
     ]
     if job.message:
