@@ -246,4 +246,45 @@ PRESETS: dict[str, Preset] = {
         stop={"env_steps": 10_000_000},
         summary="not the book: book_breakout with batch 128 at 0.25 updates per env step",
     ),
+    # Learning fast on a GPU box, any ALE game; published settings, sized to the H200's
+    # measured update rate (bench/results/gpu_dqn.md). Not the book.
+    # - double Q, dueling head, 3-step returns: Rainbow's components that need no new network
+    #   (Hessel et al. 2018, "Rainbow", AAAI; n = 3 as there). Prioritized replay is left off:
+    #   its sampling serializes with the update, and the learner sets this run's pace.
+    # - Adam epsilon 1.5e-4, 20,000 steps of warm-up, epsilon 1.0 -> 0.01 over 250,000 steps:
+    #   Dopamine's Rainbow/DQN Atari settings (Castro et al. 2018, dopamine/agents/*/configs).
+    # - lr 1e-4 and a 100,000-transition replay: CleanRL's dqn_atari and the RL Zoo's Atari DQN.
+    # - batch 128 at 0.125 updates per env step: 16 replayed transitions per env step (twice
+    #   Mnih et al. 2015's 32 every 4 steps). At ~5,000 env steps/s (gpu_dqn.md: 4,885 at 0.25
+    #   updates of 32) that is ~625 updates/s, 68 % of the 913/s a graph does at 128, where
+    #   32 is launch-bound (1,559/s, 50k transitions/s against 117k at 128).
+    # - a target copy every 2,000 env steps: 250 updates, CleanRL's 1,000 steps at 1 update
+    #   per 4 steps.
+    # - 64 games per EnvRunner in ale-py's C++ vector env, 4 steps each per sampling call (256
+    #   transitions, as book_breakout's 32 x 8), sampling overlapped with learning, the update
+    #   replayed from a CUDA graph (the default on a GPU learner).
+    "fast_atari": Preset(
+        values={
+            **BOOK_BREAKOUT,
+            "lr": 1e-4,
+            "optimizer_epsilon": 1.5e-4,
+            "train_batch_size_per_learner": 128,
+            "updates_per_env_step": 0.125,
+            "replay_capacity": 100_000,
+            "learning_starts": 20_000,
+            "target_update_freq": 2_000,
+            "epsilon_final": 0.01,
+            "epsilon_decay_steps": 250_000,
+            "double_q": True,
+            "dueling": True,
+            "n_step": 3,
+            "num_envs_per_env_runner": 64,
+            "rollout_fragment_length": 4,
+            "overlap_sampling": True,
+            "cuda_graph": True,
+        },
+        stop={"env_steps": 10_000_000},
+        summary="not the book: fast on a GPU box, any ALE game (Rainbow's double/dueling/3-step, "
+        "Dopamine's warm-up and epsilon, batch 128 at 0.125 updates per step)",
+    ),
 }

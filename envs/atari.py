@@ -2,7 +2,8 @@
 
 From the inside out (each wrapper sees what the ones listed before it produce):
 
-1. `ALE/<Game>-v5` with `frameskip=1`, no sticky actions, the minimal action set and a
+1. `ALE/<Game>-v5` with `frameskip=1`, no sticky actions (the book's; `repeat_action_probability`
+   sets Machado et al.'s 0.25, which ALE applies per raw frame), the minimal action set and a
    `TimeLimit` of `frame_skip * max_episode_steps` frames, i.e. `max_episode_steps` agent
    steps (the book's `BreakoutDeterministic-v4` stops at 100,000 agent steps).
 2. `AtariPreprocessing`: repeat each action `frame_skip` times, grayscale, resize the whole
@@ -95,10 +96,15 @@ def check_atari_arguments(**counts: Any) -> None:
     """Raise a ValueError naming the first count that is not an integer in range.
 
     Args:
-        **counts: frame_skip, screen_size, frame_stack, max_episode_steps (>= 1) and
-            fire_starts (>= 0), as passed to `make_atari`.
+        **counts: frame_skip, screen_size, frame_stack, max_episode_steps (>= 1),
+            fire_starts (>= 0) and repeat_action_probability (in [0, 1]), as passed to
+            `make_atari`.
     """
     for name, value in counts.items():
+        if name == "repeat_action_probability":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+            continue
         least = 0 if name == "fire_starts" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
@@ -116,6 +122,7 @@ def make_atari(
     fire_on_life_loss: bool = True,
     three_actions: bool | None = None,
     max_episode_steps: int = 100_000,
+    repeat_action_probability: float = 0.0,
     render_mode: str | None = None,
 ) -> gym.Env:
     """Build the book's Atari pipeline (see the module docstring) for any ALE game.
@@ -133,6 +140,8 @@ def make_atari(
         three_actions: Expose only (FIRE, RIGHT, LEFT) as the book does for Breakout. None
             means "the book's choice": True for Breakout, the minimal action set otherwise.
         max_episode_steps: Truncate the game after this many agent steps.
+        repeat_action_probability: Sticky actions: at each raw frame the emulator repeats the
+            previous frame's action with this probability (0.25 in the standard protocol).
         render_mode: None or "rgb_array" (`env.render()` gives the RGB screen).
 
     Returns:
@@ -153,6 +162,7 @@ def make_atari(
         frame_stack=frame_stack,
         fire_starts=fire_starts,
         max_episode_steps=max_episode_steps,
+        repeat_action_probability=repeat_action_probability,
     )
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -164,7 +174,7 @@ def make_atari(
     env: gym.Env = gym.make(
         env_id,
         frameskip=1,
-        repeat_action_probability=0.0,
+        repeat_action_probability=float(repeat_action_probability),
         full_action_space=False,
         # ALE's own frame cap (108,000 for v5) would cut games before the book's limit.
         max_num_frames_per_episode=frames,

@@ -69,6 +69,7 @@ class AtariVector(gym.vector.VectorEnv):
         fire_on_life_loss: bool = True,
         three_actions: bool | None = None,
         max_episode_steps: int = 100_000,
+        repeat_action_probability: float = 0.0,
         num_threads: int = 1,
         render_mode: str | None = None,
     ) -> None:
@@ -91,6 +92,7 @@ class AtariVector(gym.vector.VectorEnv):
             frame_stack=frame_stack,
             fire_starts=fire_starts,
             max_episode_steps=max_episode_steps,
+            repeat_action_probability=repeat_action_probability,
         )
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
@@ -117,7 +119,8 @@ class AtariVector(gym.vector.VectorEnv):
             episodic_life=False,  # ale-py would restart the game; the book's goes on
             reward_clipping=False,  # clipped here, the raw score kept for `info`
             max_num_frames_per_episode=frame_skip * max_episode_steps,
-            repeat_action_probability=0.0,
+            # ale-py's vector defaults to 0.0 whatever the env_config: pass it on.
+            repeat_action_probability=float(repeat_action_probability),
             full_action_space=False,
             autoreset_mode=AutoresetMode.NEXT_STEP,
         )

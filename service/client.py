@@ -120,14 +120,16 @@ class Client:
         tag: str | None = None,
         owner: str | None = None,
         shared: bool = False,
+        game: str | None = None,
     ) -> list[JobOut]:
         """Your jobs, newest first (with `shared`, others' shared jobs too), filtered by status,
-        algorithm, env, tag or owner; with `summary`, each one's latest metrics too."""
+        algorithm, env, ALE game, tag or owner; with `summary`, each one's latest metrics too."""
         wanted = {
             "status": status,
             "summary": "true" if summary else None,
             "algorithm": algorithm,
             "env": env,
+            "game": game,
             "tag": tag,
             "owner": owner,
             "shared": "true" if shared else None,
@@ -234,14 +236,19 @@ class Client:
         episodes: int = 10,
         seed: int = 0,
         video: bool = False,
+        protocol: str = "book",
+        epsilon: float | None = None,
     ) -> EvaluationOut:
-        """Start an evaluation; returns its record (poll `evaluation` or use `wait_evaluation`)."""
+        """Start an evaluation under `protocol` ("book" or "standard"); returns its record (poll
+        `evaluation` or use `wait_evaluation`). `epsilon` None: the protocol's."""
         body = {
             "job_id": job_id,
             "checkpoint_id": checkpoint_id,
             "episodes": episodes,
             "seed": seed,
             "video": video,
+            "protocol": protocol,
+            **({"epsilon": epsilon} if epsilon is not None else {}),
         }
         return self._one(EvaluationOut, "POST", "/v1/evaluations", json=body)
 
@@ -288,9 +295,15 @@ class Client:
         params = {"ids": ",".join(job_ids), **({"metric": metric} if metric else {})}
         return self._one(CompareOut, "GET", "/v1/compare", params=params)
 
-    def leaderboard(self, env: str | None = None, limit: int = 50) -> list[LeaderboardEntry]:
-        """The best evaluated checkpoints you may see, best first."""
-        params = {"limit": limit, **({"env": env} if env else {})}
+    def leaderboard(
+        self, env: str | None = None, limit: int = 50, game: str | None = None
+    ) -> list[LeaderboardEntry]:
+        """The best evaluated checkpoints you may see, best first within each env and game."""
+        params = {
+            "limit": limit,
+            **({"env": env} if env else {}),
+            **({"game": game} if game else {}),
+        }
         return self._many(LeaderboardEntry, "GET", "/v1/leaderboard", params=params)
 
     # ---- catalog and health -----------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The Ray job's entrypoint is `python -m service.evaluations --checkpoint URI --out URI ...`, which
 copies the checkpoint locally when it lives on `s3://`, calls `algorithms.evaluation.evaluate`
-(the one evaluation function) and writes `result.json` and, if asked, `video.mp4` into
-`evaluations/<id>/` of the job's directory. The API's record follows the Ray job's status
+(the one evaluation function) under the asked protocol (`book` or `standard`) and writes
+`result.json` (which records the protocol) and, if asked, `video.mp4` into `evaluations/<id>/`
+of the job's directory. The API's record follows the Ray job's status
 (`status_from_ray`, as for training jobs) and picks the score up from `result.json`.
 """
 
@@ -42,8 +43,10 @@ class EvaluationService:
         episodes: int,
         seed: int,
         video: bool,
+        protocol: str = "book",
+        epsilon: float | None = None,
     ) -> EvaluationRecord:
-        """Record the evaluation and submit its Ray job."""
+        """Record the evaluation and submit its Ray job (the result records the protocol)."""
         evaluation = self.store.create_evaluation(
             owner=owner,
             job_id=directory.name,
@@ -64,7 +67,11 @@ class EvaluationService:
             str(episodes),
             "--seed",
             str(seed),
+            "--protocol",
+            protocol,
         ]
+        if epsilon is not None:
+            command += ["--epsilon", repr(float(epsilon))]
         if video:
             command.append("--video")
         submission_id = f"rldojo-eval-{evaluation.id}"
@@ -139,7 +146,16 @@ class EvaluationService:
 # ---- the Ray job's side -------------------------------------------------------------------------
 
 
-def run(checkpoint: str, out: str, *, episodes: int, seed: int, video: bool) -> dict[str, Any]:
+def run(
+    checkpoint: str,
+    out: str,
+    *,
+    episodes: int,
+    seed: int,
+    video: bool,
+    protocol: str = "book",
+    epsilon: float | None = None,
+) -> dict[str, Any]:
     """Evaluate `checkpoint` (path or URI) and write result.json (+ video) to `out`."""
     import pyarrow.fs as pafs
 
@@ -151,7 +167,14 @@ def run(checkpoint: str, out: str, *, episodes: int, seed: int, video: bool) -> 
             local = str(Path(scratch) / "checkpoint")
             pafs.copy_files(checkpoint, local)
         video_file = Path(scratch) / EVALUATION_VIDEO if video else None
-        result = evaluate(local, episodes=episodes, seed=seed, video=video_file)
+        result = evaluate(
+            local,
+            episodes=episodes,
+            seed=seed,
+            epsilon=epsilon,
+            protocol=protocol,
+            video=video_file,
+        )
         folder = JobDirectory.open(out)
         payload = result.model_dump(exclude={"video"})
         payload["video"] = video_file is not None
@@ -169,10 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video", action="store_true")
+    parser.add_argument("--protocol", choices=("book", "standard"), default="book")
+    parser.add_argument("--epsilon", type=float, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     payload = run(
-        args.checkpoint, args.out, episodes=args.episodes, seed=args.seed, video=args.video
+        args.checkpoint,
+        args.out,
+        episodes=args.episodes,
+        seed=args.seed,
+        video=args.video,
+        protocol=args.protocol,
+        epsilon=args.epsilon,
     )
     logger.info("evaluation result: %s", json.dumps(payload))
 

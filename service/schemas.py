@@ -84,6 +84,9 @@ class JobOut(APIModel):
     shared: bool = False
     cpus: float = Field(default=0.0, description="CPUs the job holds while it runs")
     gpus: float = Field(default=0.0, description="GPUs the job holds while it runs")
+    game: str | None = Field(
+        default=None, description="The ALE game the job plays (part of its env's identity)"
+    )
     queue_position: int | None = Field(
         default=None, description="While QUEUED: its place in the queue (1 starts next)"
     )
@@ -147,6 +150,14 @@ class EvaluationIn(BaseModel):
     episodes: Annotated[int, Field(ge=1)] = 10
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     video: bool = False
+    protocol: Literal["book", "standard"] = Field(
+        default="book",
+        description="book: the env as trained; standard (ALE games): sticky actions 0.25, "
+        "frame skip 4, 108,000-frame cap, whole games, raw score (Machado et al. 2018)",
+    )
+    epsilon: Annotated[float | None, Field(ge=0.0, le=1.0)] = Field(
+        default=None, description="Random-action rate; none: the protocol's (book 0, standard 0.05)"
+    )
 
 
 class EvaluationOut(APIModel):
@@ -167,6 +178,13 @@ class EvaluationOut(APIModel):
     length_mean: float | None = None
     returns: list[float] | None = None
     lengths: list[int] | None = None
+    protocol: str | None = None
+    epsilon: float | None = None
+    seeds: list[int] | None = None
+    game: str | None = Field(default=None, description="The ALE game played, if one")
+    human_normalized: float | None = Field(
+        default=None, description="(return_mean - random) / (human - random), for ALE games"
+    )
 
 
 class AlgorithmOut(APIModel):
@@ -280,3 +298,6 @@ class LeaderboardEntry(APIModel):
     episodes: int
     evaluation_id: str
     evaluated_at: dt.datetime
+    game: str | None = Field(default=None, description="The ALE game, for Atari envs")
+    protocol: str = "book"
+    human_normalized: float | None = None

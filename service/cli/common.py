@@ -6,6 +6,7 @@ loads those only when it trains, evaluates or serves.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import sys
@@ -38,6 +39,41 @@ StopReturn = Annotated[float | None, typer.Option(help="Stop at this mean return
 StopSeconds = Annotated[float | None, typer.Option(help="Stop after S seconds")]
 Seed = Annotated[int | None, typer.Option(help="Seed for envs, torch and numpy")]
 SpecFile = Annotated[Path | None, typer.Option("--spec", help="Start from a job spec JSON file")]
+
+
+# How `evaluate` (here) and `eval` (on the cluster) play their episodes.
+class ProtocolName(enum.StrEnum):
+    """The evaluation protocols (`algorithms.evaluation.PROTOCOLS`), for typer's choice list."""
+
+    book = "book"
+    standard = "standard"
+
+
+EvalProtocol = Annotated[
+    ProtocolName,
+    typer.Option(
+        help="book: the env as trained; standard (ALE games): sticky actions 0.25, frame skip 4, "
+        "108,000-frame cap, whole games, raw score, epsilon 0.05 unless --epsilon",
+    ),
+]
+Epsilon = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Random-action rate (default: the protocol's, 0 or 0.05)"),
+]
+Game = Annotated[str | None, typer.Option(help="Only this ALE game (Pong, ALE/Pong-v5)")]
+
+
+def score_line(result: Any) -> str:
+    """One line for an evaluation's score: mean, spread, protocol, human-normalized score."""
+    line = (
+        f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} over "
+        f"{result['episodes']} episodes, length {result['length_mean']:.1f}"
+    )
+    if result["protocol"]:
+        line += f"; {result['protocol']} protocol, epsilon {result['epsilon']:g}"
+    if result["human_normalized"] is not None:
+        line += f"; human-normalized {result['human_normalized']:.3f}"
+    return line
 
 
 class UsageError(Exception):

@@ -21,6 +21,9 @@ from service.cli.common import (
     AsJson,
     Env,
     EnvSets,
+    Epsilon,
+    EvalProtocol,
+    ProtocolName,
     Seed,
     Sets,
     SpecFile,
@@ -32,6 +35,7 @@ from service.cli.common import (
     fail,
     guarded,
     out,
+    score_line,
     spec_body,
     writable_dir,
     write_json,
@@ -162,27 +166,37 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint directory")],
     episodes: Annotated[int, typer.Option(min=1, max=10_000, help="Episodes to play")] = 10,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the first episode")] = 0,
-    epsilon: Annotated[float, typer.Option(min=0.0, max=1.0, help="Random-action rate")] = 0.0,
+    epsilon: Epsilon = None,
+    protocol: EvalProtocol = ProtocolName.book,
     video: Annotated[Path | None, typer.Option(help="Write an MP4 of the first episode")] = None,
     as_json: AsJson = False,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(hidden=True, min=1, help="Replace the protocol's frame cap (tests, toys)"),
+    ] = None,
 ) -> None:
-    """Play a checkpoint's greedy policy and print its score."""
+    """Play a checkpoint's policy under a protocol and print its score (on ALE games also the
+    human-normalized score)."""
     if not checkpoint.exists():
         raise UsageError(f"no such checkpoint: {checkpoint}")
     if video is not None:
         writable_dir(video.parent, "--video")
+    import dataclasses
+
+    from algorithms.evaluation import PROTOCOLS
     from algorithms.evaluation import evaluate as run_evaluation
 
-    result = run_evaluation(checkpoint, episodes=episodes, seed=seed, epsilon=epsilon, video=video)
-    if as_json:
-        keys = {"episodes", "return_mean", "return_std", "length_mean", "returns", "video"}
-        write_json(result.model_dump(include=keys))
-        return
-    out.print(
-        f"{result.env}: return {result.return_mean:.2f} ± {result.return_std:.2f} over "
-        f"{result.episodes} episodes, length {result.length_mean:.1f}",
-        markup=False,
+    chosen = PROTOCOLS[protocol.value]
+    if max_frames is not None:
+        chosen = dataclasses.replace(chosen, max_frames=max_frames)
+    result = run_evaluation(
+        checkpoint, episodes=episodes, seed=seed, epsilon=epsilon, protocol=chosen, video=video
     )
+    if as_json:
+        write_json(result.model_dump())
+        return
+    played = f"{result.env} ({result.game})" if result.game else result.env
+    out.print(f"{played}: {score_line(result.model_dump())}", markup=False)
 
 
 def list_algorithms(as_json: AsJson = False) -> None:

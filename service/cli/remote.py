@@ -25,6 +25,10 @@ from service.cli.common import (
     AsJson,
     Env,
     EnvSets,
+    Epsilon,
+    EvalProtocol,
+    Game,
+    ProtocolName,
     Seed,
     Sets,
     SpecFile,
@@ -39,6 +43,7 @@ from service.cli.common import (
     fail,
     guarded,
     out,
+    score_line,
     spec_body,
     writable_dir,
     write_json,
@@ -181,6 +186,7 @@ def jobs(
     status: Annotated[str | None, typer.Option(help="Only jobs in this status")] = None,
     algorithm: Annotated[str | None, typer.Option(help="Only this algorithm's")] = None,
     env: Annotated[str | None, typer.Option(help="Only jobs on this env")] = None,
+    game: Game = None,
     tag: Annotated[str | None, typer.Option(help="Only jobs with this tag")] = None,
     owner: Annotated[str | None, typer.Option(help="Only this owner's shared jobs")] = None,
     shared: Annotated[bool, typer.Option("--shared", help="Also others' shared jobs")] = False,
@@ -197,6 +203,7 @@ def jobs(
             tag=tag,
             owner=owner,
             shared=shared,
+            game=game,
         )
     if as_json:
         write_json([job.model_dump(mode="json") for job in found])
@@ -204,7 +211,7 @@ def jobs(
     table = Table(box=None)
     table.add_column("id", no_wrap=True, min_width=12)
     table.add_column("status", no_wrap=True)
-    for name in ("name", "algorithm", "env", "attempts", "created", "message"):
+    for name in ("name", "algorithm", "env", "game", "attempts", "created", "message"):
         table.add_column(name, overflow="fold")
     for job in found:
         place = f" #{job.queue_position}" if job.queue_position else ""
@@ -214,6 +221,7 @@ def jobs(
             job.name or "",
             str(job.spec.get("algorithm", "")),
             str(job.spec.get("env", "")),
+            job.game or "",
             str(job.attempts),
             job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             job.message.splitlines()[0] if job.message else "",
@@ -231,7 +239,8 @@ def status(job_id: str, as_json: AsJson = False, url: Url = None, token: Token =
         return
     spec = job.spec
     lines = [
-        f"{job.id}  {job.status.value}  {spec.get('algorithm')} on {spec.get('env')}",
+        f"{job.id}  {job.status.value}  {spec.get('algorithm')} on {spec.get('env')}"
+        + (f" ({job.game})" if job.game else ""),
         f"attempts {job.attempts}, created {job.created_at:%Y-%m-%d %H:%M:%S}",
     ]
     if job.message:
@@ -333,18 +342,28 @@ def pull(
     best_for: Annotated[
         str | None, typer.Option(help="An env id: the leaderboard's top checkpoint for it")
     ] = None,
+    game: Annotated[
+        str | None, typer.Option(help="With --best-for: the top checkpoint for this ALE game")
+    ] = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
     """Download a checkpoint and unpack it; prints the folder `rldojo evaluate` takes."""
     if (job_id is None) == (best_for is None):
         raise UsageError("give a JOB_ID or --best-for ENV")
+    if game is not None and best_for is None:
+        raise UsageError("--game goes with --best-for ENV")
     writable_dir(out_dir, "--out")
     with client_for(url, token) as client:
         if best_for is not None:
-            top = client.leaderboard(best_for, limit=1)
+            top = client.leaderboard(best_for, limit=500, game=game)
+            games = {entry.game for entry in top}
+            if len(games) > 1:
+                names = ", ".join(sorted(map(str, games)))
+                raise UsageError(f"{best_for} has several games ({names}): name one with --game")
             if not top:
-                raise UsageError(f"no evaluated checkpoint for {best_for} yet")
+                which = f"{best_for} ({game})" if game else best_for
+                raise UsageError(f"no evaluated checkpoint for {which} yet")
             job_id, checkpoint = top[0].job_id, top[0].checkpoint_id
         assert job_id is not None
         folder = client.download(job_id, checkpoint, out_dir)
@@ -358,15 +377,19 @@ def eval_(
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to play")] = 10,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the first episode")] = 0,
     video: Annotated[Path | None, typer.Option(help="Save an MP4 of the first episode")] = None,
+    protocol: EvalProtocol = ProtocolName.book,
+    epsilon: Epsilon = None,
     as_json: AsJson = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Evaluate a job's checkpoint on the cluster and print its score."""
+    """Evaluate a job's checkpoint on the cluster under a protocol and print its score."""
     if video is not None:
         writable_dir(video.parent, "--video")
     with client_for(url, token) as client:
-        started = client.evaluate(job_id, checkpoint, episodes, seed, video is not None)
+        started = client.evaluate(
+            job_id, checkpoint, episodes, seed, video is not None, protocol.value, epsilon
+        )
         done = client.wait_evaluation(started.id)
         if done.status != "SUCCEEDED":
             raise fail(f"evaluation {done.status.value}: {done.message}", code=1)
@@ -375,11 +398,7 @@ def eval_(
     if as_json:
         write_json(done.model_dump(mode="json"))
         return
-    out.print(
-        f"return {done.return_mean:.2f} ± {done.return_std:.2f} over "
-        f"{done.episodes} episodes, length {done.length_mean:.1f}",
-        markup=False,
-    )
+    out.print(score_line(done), markup=False)
     if video is not None:
         out.print(f"video: {video}", markup=False)
 

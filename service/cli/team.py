@@ -4,7 +4,7 @@ and the leaderboard of evaluated checkpoints.
     rldojo update ID --priority high --name baseline --tag v2 --shared
     rldojo webhooks add https://hooks.example/rldojo | list | rm WEBHOOK_ID | log WEBHOOK_ID
     rldojo compare ID1 ID2 ...
-    rldojo leaderboard --env rldojo/Breakout-v0
+    rldojo leaderboard --env rldojo/Atari-v0 --game pong
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from service.cli.common import AsJson, Token, Url, UsageError, guarded, out, write_json
+from service.cli.common import AsJson, Game, Token, Url, UsageError, guarded, out, write_json
 from service.cli.remote import client_for
 
 webhooks_app = typer.Typer(
@@ -127,25 +127,43 @@ def compare(
 @guarded
 def leaderboard(
     env: Annotated[str | None, typer.Option(help="Only checkpoints trained on this env")] = None,
+    game: Game = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many")] = 20,
     as_json: AsJson = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """The best evaluated checkpoints you may see (yours and shared ones), best first."""
+    """The best evaluated checkpoints you may see (yours and shared ones), best first within
+    each env and game (by human-normalized score on ALE games), with the protocol played."""
     with client_for(url, token) as client:
-        entries = client.leaderboard(env, limit)
+        entries = client.leaderboard(env, limit, game)
     if as_json:
         write_json([e.model_dump(mode="json") for e in entries])
         return
-    table = Table("return", "±", "episodes", "env", "algorithm", "job", "checkpoint", "owner")
+    table = Table(
+        "return",
+        "±",
+        "HNS",
+        "episodes",
+        "protocol",
+        "env",
+        "game",
+        "algorithm",
+        "job",
+        "checkpoint",
+        "owner",
+    )
     for e in entries:
         std = f"{e.return_std:.2f}" if e.return_std is not None else "-"
+        hns = f"{e.human_normalized:.3f}" if e.human_normalized is not None else "-"
         table.add_row(
             f"{e.return_mean:.2f}",
             std,
+            hns,
             str(e.episodes),
+            e.protocol,
             e.env,
+            e.game or "",
             e.algorithm,
             e.job_name or e.job_id,
             e.checkpoint_id,

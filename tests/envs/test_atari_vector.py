@@ -161,3 +161,30 @@ def test_bad_arguments_are_named(kwargs: dict, name: str) -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(envs.atari_vector, raise_on_error=True).failed == 0
+
+
+def test_sticky_actions_from_env_config_reach_both_pipelines() -> None:
+    """ale-py's vector env defaults to no sticky actions: the env_config's value must reach it."""
+
+    def rollout(env_config: dict, vector: bool) -> np.ndarray:
+        config = {"game": "Pong", "fire_starts": 0, **env_config}
+        env = envs.make_for_rllib(
+            "rldojo/Atari-v0", {**config, "num_envs": 1} if vector else config
+        )
+        obs, _ = env.reset(seed=3)
+        trace = [obs[0] if vector else obs]
+        for t in range(150):
+            action = (t // 3) % 6
+            obs, *_ = env.step(np.array([action]) if vector else action)
+            trace.append(obs[0] if vector else obs)
+        env.close()
+        return np.array(trace)
+
+    sticky = {"repeat_action_probability": 0.25}
+    for vector in (False, True):
+        plain, first, second = rollout({}, vector), rollout(sticky, vector), rollout(sticky, vector)
+        np.testing.assert_array_equal(first, second)  # seeded: the same sticky game again
+        assert (plain != first).any(), f"sticky actions had no effect (vector={vector})"
+    np.testing.assert_array_equal(rollout({}, False), rollout({}, True))  # they agree without
+    with pytest.raises(ValueError, match="repeat_action_probability"):
+        AtariVector("Pong", repeat_action_probability=1.5)

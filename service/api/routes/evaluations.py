@@ -1,4 +1,9 @@
-"""/v1/evaluations: score a job's checkpoint with the greedy policy, on the Ray cluster."""
+"""/v1/evaluations: score a job's checkpoint on the Ray cluster, under a protocol.
+
+`protocol`: `book` (the env as the job trained) or `standard` (ALE games: sticky actions 0.25,
+frame skip 4, 108,000-frame cap, whole games, raw score; epsilon 0.05 unless given). A finished
+evaluation reports the protocol it used and, on ALE games, the human-normalized score.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,11 @@ def evaluation_out(evaluation: EvaluationRecord) -> EvaluationOut:
         length_mean=result.get("length_mean"),
         returns=result.get("returns"),
         lengths=result.get("lengths"),
+        protocol=result.get("protocol"),
+        epsilon=result.get("epsilon"),
+        seeds=result.get("seeds"),
+        game=result.get("game"),
+        human_normalized=result.get("human_normalized"),
     )
 
 
@@ -43,7 +53,8 @@ def create_evaluation(
     jobs: JobsDep,
     evaluations: EvaluationsDep,
 ) -> EvaluationOut:
-    """Evaluate a checkpoint of your job or a shared one (an id from its list, or `best`)."""
+    """Evaluate a checkpoint of your job or a shared one (an id from its list, or `best`)
+    under `protocol` (`book` or `standard`)."""
     if request.episodes > settings.max_eval_episodes:
         detail = [
             {
@@ -66,6 +77,8 @@ def create_evaluation(
         episodes=request.episodes,
         seed=request.seed,
         video=request.video,
+        protocol=request.protocol,
+        epsilon=request.epsilon,
     )
     return evaluation_out(evaluation)
 

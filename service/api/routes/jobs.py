@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from envs.atari_scores import game_of_spec, same_game
 from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
 from service.jobs import JobService
 from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar, SpecCheckOut
@@ -39,7 +40,9 @@ def job_out(
 ) -> JobOut:
     """A record as the API shows it: with its summary (`extra`) and its place in the queue."""
     out = JobOut.model_validate(job)
-    return JobOut.model_validate({**out.model_dump(), **(extra or {}), "queue_position": place})
+    game = game_of_spec(job.spec)
+    values = {**out.model_dump(), **(extra or {}), "queue_position": place, "game": game}
+    return JobOut.model_validate(values)
 
 
 @router.post(
@@ -100,6 +103,9 @@ def list_jobs(
     algorithm: Filter = None,
     env: Filter = None,
     tag: Filter = None,
+    game: Annotated[
+        str | None, Query(max_length=200, description="Only jobs playing this ALE game")
+    ] = None,
     owned_by: Annotated[
         str | None,
         Query(alias="owner", max_length=128, description="Only this owner's (shared) jobs"),
@@ -118,6 +124,8 @@ def list_jobs(
         tag=tag,
     )
     found = [job for job in found if owned_by is None or job.owner == owned_by]
+    if game is not None:
+        found = [job for job in found if same_game(game_of_spec(job.spec), game)]
     if status_ is not None:
         found = [job for job in found if job.status is status_]
     places = jobs.queue_positions()

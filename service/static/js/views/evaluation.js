@@ -9,13 +9,21 @@ const DONE = new Set(["SUCCEEDED", "FAILED", "STOPPED", "LOST"]);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function scoreText(evaluation) {
+  const protocol = evaluation.protocol ? `, ${evaluation.protocol} protocol` : "";
+  const hns = evaluation.human_normalized == null ? ""
+    : `, human-normalized ${number(evaluation.human_normalized, 3)}`;
   return `return ${number(evaluation.return_mean)} ± ${number(evaluation.return_std)} over `
-    + `${evaluation.episodes} episode(s), mean length ${number(evaluation.length_mean, 1)}`;
+    + `${evaluation.episodes} episode(s), mean length ${number(evaluation.length_mean, 1)}`
+    + protocol + hns;
 }
 
 /** The panel for job `jobId`; `start(checkpointId)` evaluates one checkpoint ("best" default). */
 export function evaluationPanel(jobId, signal) {
   const episodes = h("input", { id: "eval-episodes", type: "number", min: 1, max: 1000, value: 10 });
+  // book: the env as trained; standard (ALE games): sticky actions, 108k-frame cap, whole games.
+  const protocol = h("select", { id: "eval-protocol" },
+    h("option", { value: "book" }, "book (as trained)"),
+    h("option", { value: "standard" }, "standard (sticky actions, whole games)"));
   const button = h("button", { id: "evaluate", type: "button", onclick: () => start("best") },
     "Evaluate best checkpoint");
   const state = h("p", { id: "eval-status", class: "muted" });
@@ -44,7 +52,8 @@ export function evaluationPanel(jobId, signal) {
     button.dataset.busy = "1";
     try {
       let evaluation = await post("/v1/evaluations", { job_id: jobId,
-        checkpoint_id: checkpointId, episodes: Number(episodes.value), video: true }, signal);
+        checkpoint_id: checkpointId, episodes: Number(episodes.value), protocol: protocol.value,
+        video: true }, signal);
       while (!DONE.has(evaluation.status)) {
         fill(state, "Evaluating ", evaluation.checkpoint_id, " on the cluster: ",
           statusBadge(evaluation.status));
@@ -69,6 +78,8 @@ export function evaluationPanel(jobId, signal) {
     fill(history, mine.map((e) => h("tr", {},
       h("td", {}, e.checkpoint_id), h("td", {}, statusBadge(e.status)),
       h("td", { class: "num" }, e.episodes), h("td", { class: "num" }, number(e.return_mean)),
+      h("td", {}, e.protocol || ""),
+      h("td", { class: "num" }, e.human_normalized == null ? "" : number(e.human_normalized, 3)),
       h("td", {}, e.status === "SUCCEEDED"
         ? h("button", { type: "button", class: "quiet", onclick: () => play(e).catch(report) },
           e.video ? "show" : "score")
@@ -77,12 +88,13 @@ export function evaluationPanel(jobId, signal) {
 
   const element = h("section", { class: "evaluation" },
     h("h2", {}, "Evaluate"),
-    h("div", { class: "row" }, h("label", {}, "episodes ", episodes), button),
+    h("div", { class: "row" }, h("label", {}, "episodes ", episodes),
+      h("label", {}, "protocol ", protocol), button),
     state,
     h("div", { class: "player" }, video, score),
     h("details", {}, h("summary", {}, "Earlier evaluations of this job"),
       h("table", {}, h("thead", {}, h("tr", {}, ["checkpoint", "status", "episodes",
-        "mean return", ""].map((t) => h("th", {}, t)))), history)));
+        "mean return", "protocol", "human-normalized", ""].map((t) => h("th", {}, t)))), history)));
   /** Evaluating needs a checkpoint: the button says so until the job has one. */
   function setReady(ready) {
     if (!button.dataset.busy) button.disabled = !ready;

@@ -53,7 +53,7 @@ export function show(view) {
       h("td", {}, job.name || ""),
       h("td", { title: job.message || "" }, statusBadge(job.status), place),
       h("td", {}, job.spec.algorithm),
-      h("td", {}, job.spec.env),
+      h("td", {}, job.game ? `${job.spec.env} (${job.game})` : job.spec.env),
       h("td", { class: "num" }, number(latest[ITERATION])),
       h("td", { class: "num" }, number(latest[STEPS])),
       h("td", { class: "num" }, number(latest[RETURN])),
