@@ -13,10 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tarfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -226,6 +228,31 @@ class Client:
             tar.extractall(out, filter="data")
         archive.unlink()
         return out / sorted(top)[0]
+
+    def export(
+        self,
+        job_id: str,
+        checkpoint_id: str = "best",
+        format: str = "auto",
+        out: Path | None = None,
+    ) -> tuple[Path, Path]:
+        """Export a checkpoint's greedy policy (`rldojo play` runs it); returns (model, JSON).
+
+        `out` is the model file (default `policy.<suffix>` here); the JSON goes beside it with
+        the suffix `.json`. The server builds the files, which takes seconds (torch's export).
+        """
+        path = f"/v1/jobs/{job_id}/checkpoints/{checkpoint_id}/export"
+        response = self._request("GET", path, params={"format": format}, timeout=600.0)
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            spec = json.loads(archive.read("policy.json"))
+            data = archive.read(spec["file"])
+        model = out if out is not None else Path(spec["file"])
+        spec["file"] = model.name
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(data)
+        spec_path = model.with_suffix(".json")
+        spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+        return model, spec_path
 
     # ---- evaluations ------------------------------------------------------------------------
 

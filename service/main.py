@@ -28,6 +28,7 @@ from service.api.routes import (
     compare,
     curves,
     evaluations,
+    exports,
     health,
     jobs,
     page,
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(curves.router)
+    app.include_router(exports.router)
     app.include_router(health.router)
     page.mount(app)
     _add_error_handlers(app)

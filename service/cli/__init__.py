@@ -14,7 +14,7 @@ import os
 import typer
 
 from service import quiet
-from service.cli import local, remote, team
+from service.cli import local, policies, remote, team
 
 app = typer.Typer(
     name="rldojo",
@@ -26,6 +26,7 @@ app = typer.Typer(
 local.register(app)
 remote.register(app)
 team.register(app)
+policies.register(app)
 
 
 def main() -> None:
