@@ -168,6 +168,10 @@ def train(
     assert trainable is not None, f"{spec.algorithm}'s config names no Algorithm class"
     experiment = directory.experiment_uri
     storage, name = experiment.rsplit("/", 1)
+    if resume and not directory.exists("tuner.pkl"):
+        # Stopped or preempted before Tune wrote its experiment: nothing ran, start afresh.
+        logger.info("no Tune experiment to resume yet: training from the beginning")
+        resume = False
     if resume:
         tuner = tune.Tuner.restore(
             experiment,
