@@ -20,8 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 import trustme
+from alembic import command
+from alembic.config import Config
 
+from service import migrations
 from service.store import Store
 from service.webhook_targets import Policy, resolve_and_check
 from service.webhooks import SIGNATURE_HEADER, DeliveryOptions, Sender, verify
@@ -339,3 +343,26 @@ def test_redirects_are_not_followed(store: Store, receiver: Receiver, start_send
     assert delivery.state == "failed" and delivery.last_status == 302
     assert delivery.last_error == "HTTP 302 (redirects are not followed)"
     assert transport.asked == [("127.0.0.1", receiver.port)]
+
+
+def test_a_database_from_before_webhook_health_is_upgraded_in_place(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sqlalchemy.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO webhooks (id, owner, url, secret, created_at) "
+                "VALUES ('old1', 'bob', 'https://hooks.example/', 's', '2026-01-01 00:00:00')"
+            )
+        )
+    engine.dispose()
+    upgraded = Store(url)
+    try:
+        hook = upgraded.get_webhook(webhook_id="old1")
+        assert hook is not None and hook.enabled and hook.consecutive_failures == 0
+    finally:
+        upgraded.close()
