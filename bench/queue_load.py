@@ -115,6 +115,7 @@ def main() -> None:
     port = receiver.server_address[1]
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     env = {"RLDOJO_QUOTA_RUNNING_JOBS": str(QUOTA), "RLDOJO_POLL_SECONDS": "0.5"}
+    env.update(RLDOJO_WEBHOOK_ALLOW="127.0.0.1", RLDOJO_WEBHOOK_ALLOW_HTTP="true")  # its receiver
     with BenchServer(tokens=OWNERS, **env) as server:
         owners = [
             httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {t}"}, timeout=60)

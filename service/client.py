@@ -310,6 +310,15 @@ class Client:
     def webhooks(self) -> list[WebhookOut]:
         return self._many(WebhookOut, "GET", "/v1/webhooks")
 
+    def webhook(self, webhook_id: str) -> WebhookOut:
+        """One webhook: its URL and health (enabled, or disabled since when and why)."""
+        return self._one(WebhookOut, "GET", f"/v1/webhooks/{webhook_id}")
+
+    def update_webhook(self, webhook_id: str, *, enabled: bool) -> WebhookOut:
+        """Disable a webhook, or enable it again (its URL checked anew, failures reset)."""
+        body = {"enabled": enabled}
+        return self._one(WebhookOut, "PATCH", f"/v1/webhooks/{webhook_id}", json=body)
+
     def delete_webhook(self, webhook_id: str) -> None:
         self._request("DELETE", f"/v1/webhooks/{webhook_id}")
 

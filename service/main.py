@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         supervisor = threading.Thread(
             target=_recover_then_supervise, args=(job_service, stopping), daemon=True
         )
-        sender = Sender(store, max_attempts=settings.webhook_attempts)
+        sender = Sender.from_settings(store, settings)
         deliveries = threading.Thread(target=sender.run, args=(stopping,), daemon=True)
         supervisor.start()
         deliveries.start()

@@ -236,11 +236,25 @@ class WebhookIn(BaseModel):
     )
 
 
+class WebhookPatch(BaseModel):
+    """Turn a webhook off, or back on (which checks its URL again and resets its failures)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
 class WebhookOut(APIModel):
     id: str
     url: str
     secret: str | None = Field(default=None, description="Shown once, when the webhook is created")
     created_at: dt.datetime
+    enabled: bool = Field(default=True, description="False: disabled, nothing is sent")
+    disabled_at: dt.datetime | None = None
+    disabled_reason: str | None = Field(
+        default=None, description="Why: its failures in a row and the last one, or its owner"
+    )
+    consecutive_failures: int = Field(default=0, description="Failed deliveries in a row")
 
     model_config = ConfigDict(from_attributes=True)
 

@@ -9,12 +9,15 @@ Example:
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.webhook_targets import allow_entry
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,16 @@ class Settings(BaseSettings):
             operator grants it per owner (`quotas`: `{"alice": {"high_jobs": 2}}`) or to all.
         webhook_attempts: deliveries of a webhook event tried before it is marked failed
             (backoff doubling from 1 s to at most 5 minutes between tries).
+        webhook_allow_http: webhook URLs may be plain http (by default https only).
+        webhook_allow: the webhook allow-list: host names, addresses and CIDR networks that
+            receivers may be at although they are not global (`127.0.0.1,hooks.internal,
+            10.1.0.0/16`; comma-separated or a JSON list). See `service/webhook_targets.py`.
+        webhook_disable_after: a webhook is disabled after this many deliveries in a row
+            failed (every try spent, or its URL refused); 0 never disables.
+        webhook_workers: deliveries sent at once (threads), over all webhooks.
+        webhook_in_flight: deliveries sent at once to one webhook.
+        webhook_connect_timeout_seconds, webhook_timeout_seconds: how long a try waits to
+            connect, and then for each read or write of the request and the answer.
     """
 
     model_config = SettingsConfigDict(env_prefix="RLDOJO_", extra="ignore")
@@ -99,7 +112,26 @@ class Settings(BaseSettings):
     quota_gpus: float | None = None
     quota_high_jobs: int | None = None
     quotas: dict[str, dict[str, float]] = Field(default_factory=dict)
-    webhook_attempts: int = 12
+    webhook_attempts: int = Field(default=12, ge=1)
+    webhook_allow_http: bool = False
+    webhook_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_disable_after: int = Field(default=20, ge=0)
+    webhook_workers: int = Field(default=8, ge=1, le=256)
+    webhook_in_flight: int = Field(default=2, ge=1)
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _allow_list(cls, value: Any) -> Any:
+        """`a,b,c` or a JSON list; each entry a host name, an address or a CIDR network."""
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        if isinstance(value, list):
+            value = [entry.strip() for entry in value if isinstance(entry, str) and entry.strip()]
+            for entry in value:
+                allow_entry(entry)  # a ValueError names the entry
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -2,7 +2,7 @@
 and the leaderboard of evaluated checkpoints.
 
     rldojo update ID --priority high --name baseline --tag v2 --shared
-    rldojo webhooks add https://hooks.example/rldojo | list | rm WEBHOOK_ID | log WEBHOOK_ID
+    rldojo webhooks add https://hooks.example/rldojo | list | rm ID | log ID | enable ID
     rldojo compare ID1 ID2 ...
     rldojo leaderboard --env rldojo/Atari-v0 --game pong
 """
@@ -16,6 +16,7 @@ from rich.table import Table
 
 from service.cli.common import AsJson, Game, Token, Url, UsageError, guarded, out, write_json
 from service.cli.remote import client_for
+from service.schemas import WebhookOut
 
 webhooks_app = typer.Typer(
     name="webhooks",
@@ -71,7 +72,34 @@ def list_webhooks(as_json: AsJson = False, url: Url = None, token: Token = None)
         write_json([hook.model_dump(mode="json") for hook in hooks])
         return
     for hook in hooks:
-        out.print(f"{hook.id}  {hook.url}", markup=False, highlight=False)
+        out.print(f"{hook.id}  {hook.url}  {_health(hook)}", markup=False, highlight=False)
+
+
+def _health(hook: WebhookOut) -> str:
+    """A webhook's state in one phrase: enabled (failures in a row, if any) or disabled."""
+    if hook.enabled:
+        failing = hook.consecutive_failures
+        return f"enabled ({failing} failed in a row)" if failing else "enabled"
+    when = hook.disabled_at.strftime("%Y-%m-%d %H:%M:%S") if hook.disabled_at else ""
+    return f"DISABLED {when}: {hook.disabled_reason or ''}".rstrip(": ")
+
+
+@webhooks_app.command("enable")
+@guarded
+def enable_webhook(webhook_id: str, url: Url = None, token: Token = None) -> None:
+    """Send to a disabled webhook again (its URL is checked anew, its failures reset)."""
+    with client_for(url, token) as client:
+        hook = client.update_webhook(webhook_id, enabled=True)
+    out.print(f"{hook.id} {_health(hook)}", markup=False, highlight=False)
+
+
+@webhooks_app.command("disable")
+@guarded
+def disable_webhook(webhook_id: str, url: Url = None, token: Token = None) -> None:
+    """Stop sending to a webhook but keep it (what it has pending is marked failed)."""
+    with client_for(url, token) as client:
+        hook = client.update_webhook(webhook_id, enabled=False)
+    out.print(f"{hook.id} {_health(hook)}", markup=False, highlight=False)
 
 
 @webhooks_app.command("rm")
@@ -90,10 +118,14 @@ def delivery_log(
 ) -> None:
     """A webhook's deliveries, newest first: event, state, tries, last answer."""
     with client_for(url, token) as client:
+        hook = client.webhook(webhook_id)
         found = client.deliveries(webhook_id)
     if as_json:
         write_json([d.model_dump(mode="json") for d in found])
         return
+    out.print(f"{hook.id} {hook.url}: {_health(hook)}", markup=False, highlight=False)
+    if not hook.enabled:
+        out.print(f"re-enable it: rldojo webhooks enable {hook.id}", markup=False)
     table = Table("delivery", "event", "state", "tries", "last answer", "created", box=None)
     for d in found:
         answer = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "")

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from service.store.records import (
     new_id,
     now,
 )
+from service.store.webhooks import WebhookStore
 
 __all__ = [
     "DeliveryRecord",
@@ -50,8 +50,9 @@ __all__ = [
 _SCHEDULER_LOCK = 0x726C6471  # the advisory lock one scheduler pass holds (PostgreSQL)
 
 
-class Store:
-    """Keyword-only CRUD over the jobs, evaluations, webhooks and deliveries tables."""
+class Store(WebhookStore):
+    """Keyword-only CRUD over the jobs, evaluations, webhooks and deliveries tables (the last
+    two in `webhooks.py`)."""
 
     def __init__(self, url: str) -> None:
         self.engine = open_engine(url)
@@ -290,90 +291,4 @@ class Store:
                 update(EvaluationRecord)
                 .where(EvaluationRecord.id == evaluation_id)
                 .values(**values)
-            )
-
-    # ---- webhooks and their deliveries -----------------------------------------------------
-
-    def create_webhook(self, *, owner: str, url: str, secret: str) -> WebhookRecord:
-        hook = WebhookRecord(id=new_id(), owner=owner, url=url, secret=secret, created_at=now())
-        with self._session() as session:
-            session.add(hook)
-        return hook
-
-    def list_webhooks(self, *, owner: str) -> list[WebhookRecord]:
-        query = select(WebhookRecord).where(WebhookRecord.owner == owner)
-        with self._session() as session:
-            return list(session.scalars(query.order_by(WebhookRecord.created_at)))
-
-    def get_webhook(self, *, webhook_id: str, owner: str | None = None) -> WebhookRecord | None:
-        with self._session() as session:
-            hook = session.get(WebhookRecord, webhook_id)
-        return None if hook is None or (owner and hook.owner != owner) else hook
-
-    def delete_webhook(self, *, webhook_id: str) -> None:
-        """Remove a webhook; its delivery log stays readable until then, not after."""
-        with self._session() as session:
-            hook = session.get(WebhookRecord, webhook_id)
-            if hook is not None:
-                session.delete(hook)
-            for delivery in session.scalars(
-                select(DeliveryRecord).where(DeliveryRecord.webhook_id == webhook_id)
-            ):
-                session.delete(delivery)
-
-    def list_deliveries(self, *, webhook_id: str, limit: int = 200) -> list[DeliveryRecord]:
-        """A webhook's deliveries, newest first."""
-        query = (
-            select(DeliveryRecord)
-            .where(DeliveryRecord.webhook_id == webhook_id)
-            .order_by(DeliveryRecord.created_at.desc(), DeliveryRecord.id)
-            .limit(limit)
-        )
-        with self._session() as session:
-            return list(session.scalars(query))
-
-    def claim_deliveries(
-        self, *, limit: int = 20, lease: dt.timedelta = dt.timedelta(seconds=60)
-    ) -> list[tuple[DeliveryRecord, WebhookRecord]]:
-        """Pending deliveries that are due, each claimed for `lease` (so that one sender in
-        one API process sends it), with their webhooks."""
-        moment = now()
-        due = (
-            select(DeliveryRecord.id)
-            .where(
-                DeliveryRecord.state == "pending",
-                DeliveryRecord.next_attempt_at <= moment,
-                or_(DeliveryRecord.claimed_until.is_(None), DeliveryRecord.claimed_until < moment),
-            )
-            .order_by(DeliveryRecord.next_attempt_at)
-            .limit(limit)
-        )
-        claimed = []
-        with self._session() as session:
-            for delivery_id in list(session.scalars(due)):
-                won = session.execute(
-                    update(DeliveryRecord)
-                    .where(
-                        DeliveryRecord.id == delivery_id,
-                        or_(
-                            DeliveryRecord.claimed_until.is_(None),
-                            DeliveryRecord.claimed_until < moment,
-                        ),
-                    )
-                    .values(claimed_until=moment + lease)
-                )
-                if won.rowcount != 1:  # type: ignore[attr-defined]
-                    continue
-                delivery = session.get(DeliveryRecord, delivery_id, populate_existing=True)
-                hook = session.get(WebhookRecord, delivery.webhook_id) if delivery else None
-                if delivery is not None and hook is not None:
-                    claimed.append((delivery, hook))
-        return claimed
-
-    def finish_delivery(self, *, delivery_id: str, **values: Any) -> None:
-        """Record an attempt's outcome (state, attempts, next_attempt_at, ...); release it."""
-        values["claimed_until"] = None
-        with self._session() as session:
-            session.execute(
-                update(DeliveryRecord).where(DeliveryRecord.id == delivery_id).values(**values)
             )

@@ -75,7 +75,10 @@ def evaluation_changed(
 
 
 def _enqueue(session: Session, owner: str, event: str, body: dict[str, Any]) -> None:
-    hooks = session.scalars(select(WebhookRecord).where(WebhookRecord.owner == owner))
+    enabled = select(WebhookRecord).where(
+        WebhookRecord.owner == owner, WebhookRecord.disabled_at.is_(None)
+    )  # a disabled webhook gets nothing queued (it says so on GET /v1/webhooks)
+    hooks = session.scalars(enabled)
     created = now()
     for hook in hooks:
         delivery_id = new_id()

@@ -117,6 +117,16 @@ class WebhookRecord(Base):
     url: Mapped[str] = mapped_column(Text)
     secret: Mapped[str] = mapped_column(String(128))  # the HMAC-SHA256 key of its signatures
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=now)
+    # Deliveries in a row that ended failed; a delivered one resets it.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when it was disabled (after too many failures, or by its owner): nothing is sent.
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def enabled(self) -> bool:
+        """True while events are queued and sent to it."""
+        return self.disabled_at is None
 
 
 class DeliveryRecord(Base):

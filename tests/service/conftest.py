@@ -68,6 +68,9 @@ class Server:
             RLDOJO_MAX_EVAL_EPISODES="50",
             RLDOJO_MAX_BODY_BYTES="65536",
             RLDOJO_POLL_SECONDS="0.5",
+            # The tests' webhook receivers listen on 127.0.0.1 over http: the operator allows it.
+            RLDOJO_WEBHOOK_ALLOW="127.0.0.1",
+            RLDOJO_WEBHOOK_ALLOW_HTTP="true",
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"

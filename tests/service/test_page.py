@@ -304,6 +304,11 @@ def test_compare_leaderboard_and_webhooks_views(
     (hook,) = [h for h in alice.webhooks() if h.url == "http://127.0.0.1:9/rldojo"]
     row = page.locator("#webhooks tbody tr", has_text=hook.id)
     expect(row).to_have_count(1)
+    expect(row.locator(".webhook-state")).to_have_text("enabled")
+    row.locator("text=Disable").click()  # then on again: PATCH /v1/webhooks/{id}
+    expect(row.locator(".webhook-state")).to_contain_text("disabled by its owner")
+    row.locator("text=Enable").click()
+    expect(row.locator(".webhook-state")).to_have_text("enabled")
     row.locator("button.danger").click()
     expect(row).to_have_count(0)
     assert hook.id not in [h.id for h in alice.webhooks()]

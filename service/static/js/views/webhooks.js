@@ -1,7 +1,7 @@
 // #/webhooks: URLs that get every status change of your jobs and evaluations (signed JSON),
 // and each one's delivery log.
 
-import { get, post, remove } from "../api.js";
+import { get, patch, post, remove } from "../api.js";
 import { age, fill, h, report } from "../dom.js";
 
 export function show(view) {
@@ -15,9 +15,11 @@ export function show(view) {
     h("label", {}, "URL ", url), h("button", { type: "submit" }, "Add webhook"));
   fill(view, h("h1", {}, "Webhooks"),
     h("p", { class: "muted" }, "Each status change is POSTed as JSON with X-Rldojo-Signature: "
-      + "sha256=<HMAC-SHA256 of the body with the webhook's secret>, retried until a 2xx answer."),
+      + "sha256=<HMAC-SHA256 of the body with the webhook's secret>, retried until a 2xx answer. "
+      + "URLs are https at a public address unless the operator allows more; a webhook whose "
+      + "deliveries keep failing is disabled until you enable it again."),
     form, created,
-    h("table", { id: "webhooks" }, h("thead", {}, h("tr", {}, ["id", "url", "created", ""]
+    h("table", { id: "webhooks" }, h("thead", {}, h("tr", {}, ["id", "url", "state", "created", ""]
       .map((t) => h("th", {}, t)))), body), log);
 
   async function add() {
@@ -48,13 +50,24 @@ export function show(view) {
       }))));
   }
 
+  function health(hook) {
+    if (!hook.enabled) return `disabled ${age(hook.disabled_at)}: ${hook.disabled_reason || ""}`;
+    return hook.consecutive_failures ? `enabled (${hook.consecutive_failures} failed in a row)`
+      : "enabled";
+  }
+
   async function refresh() {
     try {
       const hooks = await get("/v1/webhooks", null, controller.signal);
       fill(body, hooks.map((hook) => h("tr", {}, h("td", {}, h("code", {}, hook.id)),
-        h("td", {}, hook.url), h("td", {}, age(hook.created_at)),
+        h("td", {}, hook.url), h("td", { class: "webhook-state" }, health(hook)),
+        h("td", {}, age(hook.created_at)),
         h("td", {}, h("button", { type: "button", class: "quiet",
           onclick: () => showLog(hook).catch(report) }, "Deliveries"), " ",
+        h("button", { type: "button", class: "quiet",
+          onclick: () => patch(`/v1/webhooks/${hook.id}`, { enabled: !hook.enabled },
+            controller.signal).then(refresh).catch(report) },
+        hook.enabled ? "Disable" : "Enable"), " ",
         h("button", { type: "button", class: "danger",
           onclick: () => remove(`/v1/webhooks/${hook.id}`).then(refresh).catch(report) },
         "Remove")))));
