@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,9 +56,12 @@ async def hammer(server: BenchServer, path: str, clients: int, seconds: float) -
         nonlocal errors
         while time.perf_counter() < deadline:
             start = time.perf_counter()
-            response = await http.get(path)
+            try:
+                response = await http.get(path)
+                errors += response.status_code != 200
+            except httpx.HTTPError:  # counted, and the load goes on
+                errors += 1
             latencies.append(time.perf_counter() - start)
-            errors += response.status_code != 200
 
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(
@@ -89,6 +93,12 @@ def start_jobs(http: httpx.Client, count: int) -> list[str]:
     raise RuntimeError(f"jobs not all running with rows in 300 s: {jobs}")
 
 
+def iterations(http: httpx.Client, ids: list[str]) -> list[int]:
+    """Each job's latest training iteration: the jobs must keep training under the load."""
+    jobs = [http.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+    return [int((job.get("latest_metrics") or {}).get("training_iteration") or 0) for job in jobs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--as-test", action="store_true")
@@ -100,8 +110,10 @@ def main() -> None:
         httpx.Client(base_url=server.url, headers=server.headers, timeout=60) as http,
     ):
         ids = start_jobs(http, args.jobs)
+        before = iterations(http, ids)
         listed = asyncio.run(hammer(server, "/v1/jobs", 30, seconds))
         one = asyncio.run(hammer(server, f"/v1/jobs/{ids[0]}", 20, seconds))
+        trained = [now - then for now, then in zip(iterations(http, ids), before, strict=True)]
         still = [http.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in ids]
         for job_id in ids:
             http.post(f"/v1/jobs/{job_id}/stop")
@@ -111,6 +123,8 @@ def main() -> None:
         "machine": machine(),
         "running_jobs": args.jobs,
         "statuses_after_the_load": still,
+        "iterations_trained_during_the_load": trained,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "list_jobs": listed,
         "get_job": one,
         "probe_before": PROBE,
@@ -118,6 +132,7 @@ def main() -> None:
     }
     ok = (
         all(status == "RUNNING" for status in still)
+        and all(count > 0 for count in trained)
         and listed["errors"] == one["errors"] == 0
         and listed["p99_ms"] < TARGET_P99_MS
         and one["p99_ms"] < TARGET_P99_MS

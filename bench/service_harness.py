@@ -34,12 +34,12 @@ class BenchServer:
             self.port = int(sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ)
-        self.env.update(
-            RLDOJO_DATA_DIR=str(self.data_dir),
-            RLDOJO_API_TOKENS=json.dumps(tokens or {TOKEN: "bench"}),
-            RLDOJO_RAY_NUM_CPUS="2",
-            **env,
-        )
+        defaults = {
+            "RLDOJO_DATA_DIR": str(self.data_dir),
+            "RLDOJO_API_TOKENS": json.dumps(tokens or {TOKEN: "bench"}),
+            "RLDOJO_RAY_NUM_CPUS": "2",
+        }
+        self.env.update({**defaults, **env})  # the caller's settings win
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> BenchServer:

@@ -297,8 +297,12 @@ class JobDirectory:
                     back = cached.offset - len(cached.last_line)
                     if handle.read_at(len(cached.last_line), back) == cached.last_line:
                         start = cached.offset
-                handle.seek(start)
-                data = bytes(handle.read())
+                size = handle.size()
+                if start > size:  # rewritten shorter since: parse it again whole
+                    start = 0
+                # `read()` with no size reads (size - position) bytes as measured now, which
+                # goes negative when the file shrinks meanwhile: ask for a count instead.
+                data = bytes(handle.read_at(size - start, start)) if size > start else b""
         except (FileNotFoundError, OSError):
             return ParsedFile(key, [], 0, b"")
         rows = list(cached.rows) if start and cached is not None else []

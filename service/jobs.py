@@ -42,6 +42,7 @@ from service.admission import (
 from service.cluster import ClusterUnavailableError, RayJobs, node_command
 from service.jobdir import JobDirectory
 from service.lifecycle import Effect, RaySeen, RefusedError, Transition, submission_id
+from service.recent import Recent
 from service.settings import Settings
 from service.spec import JobSpec
 from service.status import ACTIVE, ON_RAY, PRIORITIES, JobStatus
@@ -53,6 +54,10 @@ logger = logging.getLogger(__name__)
 ConflictError = RefusedError  # the routes' 409: a command the job's status does not allow
 
 __all__ = ["Admitted", "ConflictError", "JobService", "submission_id"]
+
+# How stale a job's summary (rows, checkpoints) may be on a read: its rows change once an
+# iteration, and many clients polling one running job would otherwise each parse them.
+SUMMARY_FRESH_S = 1.0
 
 
 def _now() -> dt.datetime:
@@ -80,6 +85,7 @@ class JobService:
         self.storage = storage
         self.ray = ray
         self.timing = lifecycle.Timing(stop_grace_s=settings.stop_grace_seconds)
+        self._summaries: Recent[dict[str, Any]] = Recent(SUMMARY_FRESH_S)
 
     def directory(self, job: JobRecord | str) -> JobDirectory:
         """The job's directory on storage."""
@@ -375,5 +381,8 @@ class JobService:
         return "".join(parts)
 
     def summary(self, job: JobRecord) -> dict[str, Any]:
-        """Latest metrics, the best trial and the number of checkpoints."""
-        return self.directory(job).summary()
+        """Latest metrics, the best trial and the number of checkpoints, as of at most
+        `SUMMARY_FRESH_S` ago within the job's current status and attempt (any transition
+        reads storage afresh)."""
+        key = (job.id, job.status, job.attempts)
+        return self._summaries.get(key, lambda: self.directory(job).summary())

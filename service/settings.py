@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         ray_auth_token: token for a token-authenticated Ray cluster; None reads Ray's own
             (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`, `~/.ray/auth_token`) or the embedded head's.
         ray_num_cpus: CPUs the embedded head offers (None: all of the machine's).
+        ray_nice: how much lower the embedded head's processes (and so its jobs) run than
+            the API (Unix niceness, 0-19): training keeps the CPUs it is offered busy, and the
+            API, sharing the machine with it, must still answer at once.
         database_url: SQLAlchemy URL (None: a SQLite file in `data_dir`).
         storage_root: where Tune results, checkpoints and evaluations go: a local path or an
             `s3://bucket/prefix` URI (None: `data_dir/storage`). Every Ray node must reach it:
@@ -96,6 +99,7 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     ray_auth_token: str | None = None
     ray_num_cpus: int | None = None
+    ray_nice: int = Field(default=10, ge=0, le=19)
     database_url: str | None = None
     storage_root: str | None = None
     host: str = "127.0.0.1"

@@ -145,6 +145,7 @@ def _start_head(settings: Settings, token_path: Path, token: str, timeout: float
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=lambda: os.nice(settings.ray_nice) if settings.ray_nice else None,
         )
     connection = RayConnection(f"http://127.0.0.1:{dashboard_port}", token)
     deadline = time.monotonic() + timeout

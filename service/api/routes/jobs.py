@@ -137,7 +137,8 @@ def list_jobs(
 @router.get("/{job_id}")
 def get_job(job: VisibleJob, jobs: JobsDep) -> JobOut:
     """Status (with its place while queued), latest metrics, best trial, checkpoints."""
-    return job_out(job, jobs.summary(job), jobs.queue_positions().get(job.id))
+    place = jobs.queue_positions().get(job.id) if job.status is JobStatus.QUEUED else None
+    return job_out(job, jobs.summary(job), place)
 
 
 @router.patch("/{job_id}", responses=CONFLICT)
