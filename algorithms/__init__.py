@@ -7,8 +7,9 @@ Each algorithm declares its hyperparameters once, as the fields of a typed recor
 `algorithms/common/config.py`). `hyperparameters(name)` reads them from there, so the job
 spec's validation and the API's JSON schema are derived from the algorithm itself and never
 hand-copied. Each entry also says which kinds of observations and actions the algorithm
-handles; the envs it trains on are derived from that (`envs.KINDS`), so a mismatch (Q-learning
-on CartPole's vectors) is refused at submit with the reason. An algorithm's `PRESETS` (settings
+handles; whether it trains on an env is read from the env's spaces (`envs.kind`), so a mismatch
+(Q-learning on CartPole's vectors) is refused at submit with the reason, and a network gets a
+Discrete observation one-hot. An algorithm's `PRESETS` (settings
 per env family, as data) are applied before a user's own values: `build(name, env, values)`.
 
 Example:
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import envs
 from algorithms.common.config import Hyperparameter, Preset
+from envs.spaces import EnvKind
 
 if TYPE_CHECKING:  # the registry itself loads no RLlib: the CLI's listing commands stay fast
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -88,22 +90,50 @@ class AlgorithmEntry:
         usable = [env_id for env_id in envs.ENV_IDS if self.refuses(env_id) is None]
         return tuple(sorted(usable, key=lambda env_id: env_id != self.default_env))
 
-    def refuses(self, env_id: str) -> str | None:
-        """Why this algorithm cannot train on `env_id`, or None when it can."""
-        kind = envs.KINDS[env_id]
+    def refuses(self, env_id: str, env_config: dict[str, Any] | None = None) -> str | None:
+        """Why this algorithm cannot train on `env_id` (with `env_config`), or None when it
+        can. The env's kind is read from its spaces (`envs.kind`)."""
+        try:
+            kind = envs.kind(env_id, env_config)
+        except envs.UnsupportedSpaceError as error:
+            return f"{env_id}: {error}"
         for what, handled, given in (
             ("observations", self.observations, kind.observation),
             ("actions", self.actions, kind.action),
         ):
-            if given not in handled:
+            if given not in handled and not (given == "discrete" and self.one_hot(kind)):
                 return f"{self.name} needs {' or '.join(handled)} {what}; {env_id}'s are {given}"
         if self.needs_model and not kind.model:
             return f"{self.name} plans on a transition model, which {env_id} does not have"
         return None
 
-    def preset_for(self, env_id: str) -> str | None:
-        """The preset an env gets by default: the first that lists it, else none."""
-        return next((name for name, p in self.presets.items() if env_id in p.envs), None)
+    def one_hot(self, kind: EnvKind) -> bool:
+        """A network's input for a Discrete observation: one-hot (the tables take the index)."""
+        return (
+            kind.observation == "discrete"
+            and "discrete" not in self.observations
+            and "vector" in self.observations
+        )
+
+    def preset_for(self, env_id: str, env_config: dict[str, Any] | None = None) -> str | None:
+        """The preset an env gets by default: the first that lists its id, else the first
+        that lists its family (`family_of`), else none."""
+        for wanted in (env_id, *family_of(env_id, env_config)):
+            found = next((name for name, p in self.presets.items() if wanted in p.envs), None)
+            if found is not None:
+                return found
+        return None
+
+
+def family_of(env_id: str, env_config: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The env families a preset may name, most specific first: "family:atari" (any ALE
+    game), then "family:<observations>-<actions>" (e.g. "family:vector-discrete")."""
+    try:
+        kind = envs.kind(env_id, env_config)
+    except Exception:  # noqa: BLE001 - no family; the spec's env checks report why
+        return ()
+    atari = ("family:atari",) if env_id == "rldojo/Atari-v0" or envs.is_ale(env_id) else ()
+    return (*atari, f"family:{kind.observation}-{kind.action}")
 
 
 _DISCRETE = ("discrete",)  # tabular methods: a table indexed by discrete states and actions
@@ -250,10 +280,12 @@ def hyperparameters(name: str) -> dict[str, Hyperparameter]:
     return found
 
 
-def chosen_preset(name: str, env_id: str, values: dict[str, Any]) -> str | None:
+def chosen_preset(
+    name: str, env_id: str, values: dict[str, Any], env_config: dict[str, Any] | None = None
+) -> str | None:
     """The preset a config of `name` on `env_id` gets: the one `values` names, else the env's."""
     asked = values.get("preset", AUTO)
-    return get(name).preset_for(env_id) if asked in (None, AUTO) else str(asked)
+    return get(name).preset_for(env_id, env_config) if asked in (None, AUTO) else str(asked)
 
 
 def build(
@@ -268,19 +300,27 @@ def build(
     """
     entry = get(name)
     values = dict(values or {})
-    preset = chosen_preset(name, env_id, values)
+    env_config = dict(env.pop("env_config", None) or {})
+    preset = chosen_preset(name, env_id, values, env_config)
     values.pop("preset", None)
-    config = entry.config_class().environment(env_id, **env)
+    if entry.one_hot(envs.kind(env_id, env_config)):
+        env_config[envs.ENCODING_KEY] = envs.ONE_HOT
+    config = entry.config_class().environment(env_id, env_config=env_config, **env)
     if preset is not None:
         config.training(**entry.presets[preset].values)
     config.training(**values)
     return config
 
 
-def default_stop(name: str, env_id: str, values: dict[str, Any] | None = None) -> dict[str, float]:
+def default_stop(
+    name: str,
+    env_id: str,
+    values: dict[str, Any] | None = None,
+    env_config: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """The stop a job gets when its spec bounds nothing: its preset's, else the algorithm's."""
     entry = get(name)
-    preset = chosen_preset(name, env_id, values or {})
+    preset = chosen_preset(name, env_id, values or {}, env_config)
     if preset is not None and entry.presets[preset].stop:
         return dict(entry.presets[preset].stop)
     return dict(entry.default_stop)
@@ -302,6 +342,7 @@ __all__ = [
     "chosen_preset",
     "default_config",
     "default_stop",
+    "family_of",
     "get",
     "hyperparameters",
 ]

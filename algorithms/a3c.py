@@ -59,14 +59,20 @@ PRESETS: dict[str, Preset] = {
     "book_breakout": Preset(
         values={},
         stop={"env_steps": 10_000_000},
-        envs=("rldojo/Breakout-v0", "rldojo/Atari-v0"),
-        summary="the book's v2 Breakout agent (the config's defaults)",
+        envs=("rldojo/Breakout-v0", "rldojo/Atari-v0", "family:atari", "family:image-discrete"),
+        summary="the book's v2 Breakout agent (the config's defaults), for every ALE game",
     ),
     "cartpole": Preset(
         values={"lr": 1e-3},
         stop={"env_steps": 300_000, "return_mean": 475.0},
         envs=("CartPole-v1",),
         summary="Adam 1e-3 for the small MLP (475 in ~40k steps, pg_cartpole.md)",
+    ),
+    "vector": Preset(
+        values={"lr": 1e-3},
+        stop={"env_steps": 300_000},
+        envs=("family:vector-discrete",),
+        summary="cartpole's Adam 1e-3 for any vector env",
     ),
 }
 

@@ -70,6 +70,24 @@ PRESETS: dict[str, Preset] = {
         envs=("rldojo/ContinuousCartPole-v0",),
         summary="Gaussian policy, GAE(0.95), 64-step rollouts (continuous_cartpole.md)",
     ),
+    "vector": Preset(
+        values={"lr": 0.005, "lambda_": 0.95, "rollout_length": 64},
+        stop={"env_steps": 300_000},
+        envs=("family:vector-discrete",),
+        summary="cartpole's A2C settings for any vector env with discrete actions",
+    ),
+    "vector_continuous": Preset(
+        values={
+            "lr": 0.005,
+            "grad_clip": 1.0,
+            "actor_coeff": 0.1,
+            "lambda_": 0.95,
+            "rollout_length": 64,
+        },
+        stop={"env_steps": 300_000},
+        envs=("family:vector-continuous",),
+        summary="continuous_cartpole's Gaussian settings for any vector env with a Box action",
+    ),
     "book": Preset(
         values={},
         stop={"env_steps": 300_000},
@@ -145,7 +163,8 @@ class ActorCritic(Algorithm):
         return ActorCriticConfig()
 
     def setup(self, config: AlgorithmConfig) -> None:
-        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        # EnvRunners may run in other processes or on other nodes: the job's env id too
+        envs.register_with_ray(config.env)
         super().setup(config)
 
     def training_step(self) -> None:

@@ -124,7 +124,8 @@ class DeepSarsa(Algorithm):
         return DeepSarsaConfig()
 
     def setup(self, config: AlgorithmConfig) -> None:  # type: ignore[override]
-        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        # EnvRunners may run in other processes or on other nodes: the job's env id too
+        envs.register_with_ray(config.env)
         super().setup(config)
         self.epsilon = self.config.epsilon_schedule()
 

@@ -165,7 +165,8 @@ class DQN(Algorithm):
         return DQNConfig()
 
     def setup(self, config: AlgorithmConfig) -> None:  # type: ignore[override]
-        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        # EnvRunners may run in other processes or on other nodes: the job's env id too
+        envs.register_with_ray(config.env)
         super().setup(config)
         self.replay = Replay.create(
             num_shards=self.config.replay_shards,

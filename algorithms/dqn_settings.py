@@ -207,8 +207,14 @@ PRESETS: dict[str, Preset] = {
     "book_breakout": Preset(
         values=BOOK_BREAKOUT,
         stop={"env_steps": 10_000_000},
-        envs=ATARI_ENV_IDS,
+        envs=(*ATARI_ENV_IDS, "family:atari", "family:image-discrete"),
         summary="book 6.2: Nature CNN, replay 100k, warm-up 50k, target copy every 10k steps",
+    ),
+    "vector": Preset(
+        values=BOOK_CARTPOLE,
+        stop={"env_steps": 200_000},
+        envs=("family:vector-discrete", "family:discrete-discrete"),
+        summary="book 5.2's CartPole agent for any vector (or one-hot) env, no score to stop at",
     ),
     "tuned_cartpole": Preset(
         values={

@@ -86,7 +86,8 @@ class Reinforce(Algorithm):
         return ReinforceConfig()
 
     def setup(self, config: AlgorithmConfig) -> None:
-        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        # EnvRunners may run in other processes or on other nodes: the job's env id too
+        envs.register_with_ray(config.env)
         super().setup(config)
 
     def training_step(self) -> None:

@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from functools import cache
 from typing import Any
 
 import gymnasium as gym
+
+from envs.spaces import ENCODING_KEY, ONE_HOT, EnvKind, UnsupportedSpaceError, encode, kind_of
 
 # One place that names every environment rldojo offers, for the CLI, the API and the tests.
 RLDOJO_ENV_IDS: tuple[str, ...] = (
@@ -30,21 +33,7 @@ RLDOJO_ENV_IDS: tuple[str, ...] = (
 ENV_IDS: tuple[str, ...] = (*RLDOJO_ENV_IDS, "CartPole-v1")
 
 
-@dataclass(frozen=True)
-class EnvKind:
-    """What an env gives and takes, which is what an algorithm must handle to train on it.
-
-    `observation`: "discrete" (a cell index), "vector" (a Box of one dimension) or "image" (a
-    Box of three); `action`: "discrete" or "continuous"; `model`: it offers its transition model
-    (`transition_model()`) to plan on. tests/envs check these against the real spaces.
-    """
-
-    observation: str
-    action: str
-    model: bool = False
-
-
-KINDS: dict[str, EnvKind] = {
+KINDS: dict[str, EnvKind] = {  # the book's ids, known without building them
     "rldojo/PlanningGrid-v0": EnvKind("discrete", "discrete", model=True),
     "rldojo/GridWorld-v0": EnvKind("discrete", "discrete", model=True),
     "rldojo/MovingObstacles-v0": EnvKind("vector", "discrete"),
@@ -53,17 +42,7 @@ KINDS: dict[str, EnvKind] = {
     "rldojo/Atari-v0": EnvKind("image", "discrete"),
     "CartPole-v1": EnvKind("vector", "discrete"),
 }
-
-
-def kind_of(env: gym.Env) -> EnvKind:
-    """An env's kind, read from its spaces (what `KINDS` declares for each id)."""
-    observation, action = env.observation_space, env.action_space
-    if isinstance(observation, gym.spaces.Discrete):
-        seen = "discrete"
-    else:
-        seen = "image" if len(observation.shape or ()) == 3 else "vector"
-    acted = "discrete" if isinstance(action, gym.spaces.Discrete) else "continuous"
-    return EnvKind(seen, acted, model=hasattr(env.unwrapped, "transition_model"))
+ATARI = EnvKind("image", "discrete")  # every ALE game through the book's pipeline
 
 
 def _register(env_id: str, entry_point: str, **kwargs: Any) -> None:
@@ -107,8 +86,26 @@ _register(
 )
 
 
+def registered(env_id: str) -> bool:
+    """Whether this Python can name `env_id`: the book's ids, Gymnasium's, every ALE game's."""
+    _register_ale()
+    return env_id in gym.registry
+
+
+def is_ale(env_id: str) -> bool:
+    """An ALE game's id (`ALE/Pong-v5`): it trains through the book's Atari pipeline."""
+    _register_ale()
+    from envs.atari import is_ale_id
+
+    return is_ale_id(env_id)
+
+
 def make(env_id: str, env_config: dict[str, Any] | None = None, **kwargs: Any) -> gym.Env:
-    """Build any id rldojo knows with its `env_config` (the job spec's field) as keyword args.
+    """Build any registered id with its `env_config` (the job spec's field) as keyword args,
+    its observations encoded as an algorithm takes them (see `envs.spaces`).
+
+    An ALE game's id builds the book's Atari pipeline with the id's own settings (sticky
+    actions, frame skip, action set, frame cap); `env_config` overrides them.
 
     Example:
         >>> import envs
@@ -116,29 +113,93 @@ def make(env_id: str, env_config: dict[str, Any] | None = None, **kwargs: Any) -
         >>> env.observation_space
         Discrete(25)
     """
-    return gym.make(env_id, **(env_config or {}), **kwargs)
+    config = dict(env_config or {})
+    encoding = config.pop(ENCODING_KEY, None)
+    if is_ale(env_id):
+        from envs.atari import ale_id_settings
+
+        env = gym.make("rldojo/Atari-v0", **{**ale_id_settings(env_id), **config}, **kwargs)
+    else:
+        env = gym.make(env_id, **config, **kwargs)
+    return encode(env, encoding)
+
+
+@cache
+def _kind_of_built(env_id: str, config_json: str) -> EnvKind:
+    with make(env_id, json.loads(config_json)) as env:
+        return kind_of(env)
+
+
+def kind(env_id: str, env_config: dict[str, Any] | None = None) -> EnvKind:
+    """The kind of env `env_id` with `env_config` is, read from its spaces (built once per
+    process and config; the book's ids and ALE games are known without building).
+
+    Raises:
+        UnsupportedSpaceError: a space no algorithm can train on, named.
+        gymnasium.error.Error, ValueError, TypeError: the env cannot be built so.
+    """
+    config = {k: v for k, v in (env_config or {}).items() if k != ENCODING_KEY}
+    if env_id in KINDS and env_id != "rldojo/Atari-v0" and not config:
+        return KINDS[env_id]
+    if env_id == "rldojo/Atari-v0" or is_ale(env_id):
+        return ATARI
+    return _kind_of_built(env_id, json.dumps(config, sort_keys=True, default=str))
 
 
 def make_for_rllib(env_id: str, env_context: dict[str, Any]) -> gym.Env | gym.vector.VectorEnv:
     """RLlib's env creator: EnvRunner processes import `envs` here, so the ids exist there too.
 
     With `gym_env_vectorize_mode="vector_entry_point"` RLlib adds `num_envs` to the context and
-    wants the whole vector: the id's own vector entry point where it has one (the Atari ids),
-    else Gymnasium's synchronous vector of single envs.
+    wants the whole vector: the id's own vector entry point where it has one (the Atari ids,
+    and so every ALE game), else Gymnasium's synchronous vector of single (encoded) envs.
     """
     config = dict(env_context)
     if "num_envs" not in config:
         return make(env_id, config)
     num_envs = config.pop("num_envs")
-    mode = "vector_entry_point" if gym.registry[env_id].vector_entry_point else "sync"
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **config)
+    if is_ale(env_id):
+        from envs.atari import ale_id_settings
+
+        env_id, config = "rldojo/Atari-v0", {**ale_id_settings(env_id), **config}
+    spec = gym.registry[env_id]
+    if spec.vector_entry_point:
+        config.pop(ENCODING_KEY, None)  # images: nothing to encode
+        return gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **config)
+    return gym.vector.SyncVectorEnv([lambda: make(env_id, config) for _ in range(num_envs)])
 
 
-def register_with_ray() -> None:
-    """Make every id buildable inside RLlib's EnvRunners (separate processes, maybe other nodes)."""
+def register_with_ray(*env_ids: str) -> None:
+    """Make every book id, and `env_ids` (a job's own), buildable inside RLlib's EnvRunners
+    (separate processes, maybe other nodes)."""
     from functools import partial
 
     from ray.tune.registry import register_env
 
-    for env_id in ENV_IDS:
+    for env_id in (*ENV_IDS, *env_ids):
         register_env(env_id, partial(make_for_rllib, env_id))
+
+
+@cache
+def _register_ale() -> None:
+    import ale_py
+
+    gym.register_envs(ale_py)
+
+
+__all__ = [
+    "ATARI",
+    "ENCODING_KEY",
+    "ENV_IDS",
+    "KINDS",
+    "ONE_HOT",
+    "RLDOJO_ENV_IDS",
+    "EnvKind",
+    "UnsupportedSpaceError",
+    "is_ale",
+    "kind",
+    "kind_of",
+    "make",
+    "make_for_rllib",
+    "register_with_ray",
+    "registered",
+]

@@ -123,6 +123,7 @@ def make_atari(
     three_actions: bool | None = None,
     max_episode_steps: int = 100_000,
     repeat_action_probability: float = 0.0,
+    full_action_space: bool = False,
     render_mode: str | None = None,
 ) -> gym.Env:
     """Build the book's Atari pipeline (see the module docstring) for any ALE game.
@@ -142,6 +143,7 @@ def make_atari(
         max_episode_steps: Truncate the game after this many agent steps.
         repeat_action_probability: Sticky actions: at each raw frame the emulator repeats the
             previous frame's action with this probability (0.25 in the standard protocol).
+        full_action_space: All 18 joystick actions instead of the game's minimal set.
         render_mode: None or "rgb_array" (`env.render()` gives the RGB screen).
 
     Returns:
@@ -175,7 +177,7 @@ def make_atari(
         env_id,
         frameskip=1,
         repeat_action_probability=float(repeat_action_probability),
-        full_action_space=False,
+        full_action_space=bool(full_action_space),
         # ALE's own frame cap (108,000 for v5) would cut games before the book's limit.
         max_num_frames_per_episode=frames,
         max_episode_steps=frames,
@@ -201,6 +203,41 @@ def make_atari(
     if clip_rewards:
         env = ClipReward(env, -1.0, 1.0)
     return FrameStackObservation(env, stack_size=frame_stack)
+
+
+def is_ale_id(env_id: str) -> bool:
+    """An id of an ALE game's screen (`ALE/Pong-v5`, `PongNoFrameskip-v4`; not its RAM)."""
+    spec = gym.registry.get(env_id)
+    return (
+        spec is not None
+        and spec.entry_point == "ale_py.env:AtariEnv"
+        and spec.kwargs.get("obs_type", "rgb") == "rgb"
+    )
+
+
+def ale_id_settings(env_id: str) -> dict[str, Any]:
+    """The book's pipeline arguments an ALE id's own settings mean.
+
+    Sticky actions, the full action set and the episode's frame cap are the id's. Its frame
+    skip is the pipeline's when it is a number above 1 (v5's 4); an id that skips nothing
+    itself (`NoFrameskip-v4`) or at random (`-v4`'s 2 to 5) leaves it to the pipeline's 4, as
+    DQN's preprocessing has always done.
+
+    Example:
+        >>> ale_id_settings("ALE/Pong-v5")["repeat_action_probability"]
+        0.25
+    """
+    kwargs = gym.registry[env_id].kwargs
+    skip = kwargs.get("frameskip", 4)
+    frame_skip = skip if isinstance(skip, int) and skip > 1 else 4
+    return {
+        "game": env_id,
+        "frame_skip": frame_skip,
+        "repeat_action_probability": float(kwargs.get("repeat_action_probability", 0.0)),
+        "full_action_space": bool(kwargs.get("full_action_space", False)),
+        "max_episode_steps": int(kwargs.get("max_num_frames_per_episode", 108_000)) // frame_skip,
+        "three_actions": False,
+    }
 
 
 def make_breakout(**kwargs: Any) -> gym.Env:

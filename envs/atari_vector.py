@@ -70,6 +70,7 @@ class AtariVector(gym.vector.VectorEnv):
         three_actions: bool | None = None,
         max_episode_steps: int = 100_000,
         repeat_action_probability: float = 0.0,
+        full_action_space: bool = False,
         num_threads: int = 1,
         render_mode: str | None = None,
     ) -> None:
@@ -121,7 +122,7 @@ class AtariVector(gym.vector.VectorEnv):
             max_num_frames_per_episode=frame_skip * max_episode_steps,
             # ale-py's vector defaults to 0.0 whatever the env_config: pass it on.
             repeat_action_probability=float(repeat_action_probability),
-            full_action_space=False,
+            full_action_space=bool(full_action_space),
             autoreset_mode=AutoresetMode.NEXT_STEP,
         )
         meanings = [action.name for action in self.ale.ale.get_action_set()]

@@ -199,7 +199,11 @@ class AlgorithmOut(APIModel):
 
 class EnvOut(APIModel):
     id: str
-    algorithms: list[str]
+    observation: str = Field(description="Its observations' kind: discrete, vector or image.")
+    action: str = Field(description="Its actions' kind: discrete or continuous.")
+    observation_space: str
+    action_space: str
+    algorithms: list[str] = Field(description="The algorithms that train on it.")
 
 
 class NodeOut(APIModel):

@@ -155,9 +155,12 @@ class JobSpec(_Strict):
     @field_validator("env")
     @classmethod
     def _known_env(cls, env_id: str | None) -> str | None:
-        if env_id is not None and env_id not in envs.ENV_IDS:
-            known = ", ".join(envs.ENV_IDS)
-            raise PydanticCustomError("unknown_env", f"unknown env; known: {known}")
+        if env_id is not None and not envs.registered(env_id):
+            raise PydanticCustomError(
+                "unknown_env",
+                "unknown env: no env of this id is registered here; `rldojo envs` (GET /v1/envs) "
+                f"lists the ones this cluster can make, e.g. {', '.join(envs.ENV_IDS[:3])}",
+            )
         return env_id
 
     @model_validator(mode="after")
@@ -167,7 +170,9 @@ class JobSpec(_Strict):
         if self.env is None:
             self.env = entry.default_env
         if not self.stop.bounded:
-            default = algorithms.default_stop(self.algorithm, self.env, self.config)
+            default = algorithms.default_stop(
+                self.algorithm, self.env, self.config, self.env_config
+            )
             given = self.stop.model_dump(exclude_none=True)  # a return_mean stays, as asked
             self.stop = self.stop.model_copy(update={**default, **given})
         return self
@@ -255,14 +260,15 @@ def _search_problems(algorithm: str, search: dict[str, Any], trials: int) -> lis
 
 def _env_arguments(env_id: str) -> list[str] | None:
     """The keyword arguments an env id's constructor accepts; None when any are accepted."""
-    entry_point = gym.spec(env_id).entry_point
+    # An ALE game's id is built by the book's Atari pipeline, which takes the arguments.
+    entry_point = gym.spec("rldojo/Atari-v0" if envs.is_ale(env_id) else env_id).entry_point
     if isinstance(entry_point, str):
         module_name, attr = entry_point.split(":")
         entry_point = getattr(__import__(module_name, fromlist=[attr]), attr)
     parameters = inspect.signature(entry_point).parameters.values()  # type: ignore[arg-type]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
-    return [p.name for p in parameters if p.name != "render_mode"]
+    return [p.name for p in parameters if p.name != "render_mode"] + [envs.ENCODING_KEY]
 
 
 def _named(section: str, given: dict[str, Any], error: Exception) -> tuple[str, ...]:
@@ -346,12 +352,14 @@ def _cross_field_problems(
     env_config = data.get("env_config", {}) if usable["env_config"] else {}
     problems: list[Problem] = []
     typed: dict[str, Any] = {}
-    if env_id in envs.ENV_IDS and ("env",) not in reported:
-        refused = algorithms.get(algorithm).refuses(env_id)
-        if refused is not None:
-            return [(("env",), refused)], {}
+    if envs.registered(env_id) and ("env",) not in reported:
         if usable["env_config"]:
             problems += _env_config_problems(env_id, env_config)
+        if problems:
+            return problems, {}  # an env that cannot be built has no spaces to check
+        refused = algorithms.get(algorithm).refuses(env_id, env_config)
+        if refused is not None:
+            return [(("env",), refused)], {}
         if usable["config"]:
             config_problems, typed = _config_problems(
                 algorithm, env_id, env_config, data.get("config", {})

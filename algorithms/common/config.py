@@ -54,7 +54,9 @@ class Preset:
     Attributes:
         values: training() keywords and their values.
         stop: the job's stop when its spec bounds nothing (enough to learn on these envs).
-        envs: env ids this preset is the default for (the first preset listing an env wins).
+        envs: env ids this preset is the default for (the first preset listing an env wins),
+            and env families ("family:atari": any ALE game; "family:<observations>-<actions>",
+            e.g. "family:vector-discrete"), which an env with no preset of its own falls to.
         summary: one line for the form and `rldojo algorithms`.
     """
 

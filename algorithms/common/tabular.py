@@ -194,7 +194,8 @@ class TabularAlgorithm(Algorithm):
     """Shared plumbing: register rldojo's env ids with Ray, sample whole episodes, sync tables."""
 
     def setup(self, config: AlgorithmConfig) -> None:
-        envs.register_with_ray()  # EnvRunners may run in other processes or on other nodes
+        # EnvRunners may run in other processes or on other nodes: the job's env id too
+        envs.register_with_ray(config.env)
         super().setup(config)
 
     def _sample_episodes(self) -> list[Any]:

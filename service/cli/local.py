@@ -231,11 +231,12 @@ def list_envs(
     games: Annotated[
         bool, typer.Option("--games", help="List the ALE games rldojo/Atari-v0 plays instead.")
     ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also the ids that do not build here, and why.")
+    ] = False,
 ) -> None:
-    """List the environment ids with their observation and action spaces."""
-    import gymnasium as gym
-
-    import envs
+    """List the env ids this Python can make, with their kind and spaces (any is a job's env)."""
+    from envs.catalog import catalog
 
     if games:
         from envs.atari import game_names
@@ -247,20 +248,27 @@ def list_envs(
             out.print(", ".join(names))
         return
 
-    found = []
-    for env_id in envs.ENV_IDS:
-        try:
-            env = envs.make(env_id)
-            found.append((env_id, str(env.observation_space), str(env.action_space)))
-            env.close()
-        except Exception as error:  # noqa: BLE001 - listing must survive one broken env
-            found.append((env_id, f"unavailable: {error}", str(gym.spec(env_id).entry_point)))
+    found = [entry for entry in catalog() if show_all or entry.kind is not None]
     if as_json:
-        write_json([{"id": i, "observation_space": o, "action_space": a} for i, o, a in found])
+        write_json(
+            [
+                {
+                    "id": entry.id,
+                    "observation": entry.kind.observation if entry.kind else None,
+                    "action": entry.kind.action if entry.kind else None,
+                    "observation_space": entry.observation_space,
+                    "action_space": entry.action_space,
+                    "problem": entry.problem,
+                }
+                for entry in found
+            ]
+        )
         return
-    table = Table("id", "observation space", "action space")
-    for row in found:
-        table.add_row(*row)
+    table = Table("id", "kind", "observation space", "action space")
+    for entry in found:
+        kind = f"{entry.kind.observation} / {entry.kind.action}" if entry.kind else "-"
+        spaces = (entry.observation_space, entry.action_space)
+        table.add_row(entry.id, kind, *(spaces if entry.kind else (entry.problem or "", "")))
     out.print(table)
 
 

@@ -76,7 +76,9 @@ def test_bad_input_names_the_field(patch, location, message):
 @pytest.mark.parametrize(
     ("spec", "location", "message"),
     [
-        ({"algorithm": "dqn", "env": "rldojo/GridWorld-v0"}, ["env"], "needs vector or image"),
+        ({"algorithm": "dqn", "env": "Pendulum-v1"}, ["env"], "needs discrete actions"),
+        ({"algorithm": "reinforce", "env": "rldojo/Breakout-v0"}, ["env"], "needs vector obs"),
+        ({"algorithm": "dqn", "env": "CarRacing-v3"}, ["env"], "not a channel-first image"),
         ({"algorithm": "q_learning", "env": "CartPole-v1"}, ["env"], "needs discrete"),
         ({"algorithm": "monte_carlo", "env": "CartPole-v1"}, ["env"], "needs discrete"),
         ({"algorithm": "a3c", "env": "rldojo/ContinuousCartPole-v0"}, ["env"], "discrete actions"),

@@ -10,7 +10,7 @@ from pydantic import Field, create_model
 from pydantic_core import to_jsonable_python
 
 import algorithms
-import envs
+from envs.catalog import trainable
 from service.schemas import AlgorithmOut, EnvOut
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -51,11 +51,22 @@ def list_algorithms() -> list[AlgorithmOut]:
 
 @router.get("/envs")
 def list_envs() -> list[EnvOut]:
-    """The environment ids and which algorithms train on each."""
+    """Every env id this cluster's Python can make and some algorithm trains on: its kind
+    (read from its spaces), its spaces and those algorithms. Any of them is a job's `env`."""
     return [
         EnvOut(
-            id=env_id,
-            algorithms=[a.name for a in algorithms.ALGORITHMS.values() if env_id in a.envs],
+            id=entry.id,
+            observation=entry.kind.observation,
+            action=entry.kind.action,
+            observation_space=entry.observation_space,
+            action_space=entry.action_space,
+            algorithms=_trainers(entry.id),
         )
-        for env_id in envs.ENV_IDS
+        for entry in trainable()
+        if entry.kind is not None
     ]
+
+
+@cache
+def _trainers(env_id: str) -> list[str]:
+    return [a.name for a in algorithms.ALGORITHMS.values() if a.refuses(env_id) is None]

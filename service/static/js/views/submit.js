@@ -190,7 +190,8 @@ function render(view, algorithms, envs, signal) {
   function chooseAlgorithm() {
     const algorithm = byName.get(algorithmSelect.value);
     summary.textContent = algorithm.summary;
-    const usable = envs.filter((e) => algorithm.envs.includes(e.id)).map((e) => e.id);
+    // Every env this cluster can make that the algorithm trains on (the book's first).
+    const usable = envs.filter((e) => e.algorithms.includes(algorithm.name)).map((e) => e.id);
     fill(envSelect, usable.map((id) => h("option", { value: id, selected: id === algorithm.default_env }, id)));
     const properties = algorithm.config_schema.properties || {};
     fill(configBox, h("legend", {}, `${algorithm.name} settings`), defaultsNote,
