@@ -175,7 +175,9 @@ def register_with_ray(*env_ids: str) -> None:
 
     from ray.tune.registry import register_env
 
-    for env_id in (*ENV_IDS, *env_ids):
+    # A name only Ray knows (a creator registered with `register_env`) keeps its creator.
+    extra = [env_id for env_id in env_ids if env_id not in ENV_IDS and registered(env_id)]
+    for env_id in (*ENV_IDS, *extra):
         register_env(env_id, partial(make_for_rllib, env_id))
 
 

@@ -141,3 +141,15 @@ def test_the_train_and_evaluate_quick_start(tmp_path: Path) -> None:
     evaluated = json.loads(outputs[-1])
     assert evaluated["return_mean"] == 100.0 and evaluated["episodes"] == 10
     assert (tmp_path / "agent.mp4").stat().st_size > 1000
+
+
+def test_the_environments_section(tmp_path: Path) -> None:
+    """Its commands train a Gymnasium classic-control id and a toy-text one."""
+    env = _fresh_env(tmp_path / "data", _free_port())
+    shell = Shell(tmp_path, env)
+    lines = bash_lines("Environments")
+    outputs = [shell.run(line) for line in lines]
+    assert "LunarLander-v3" in outputs[1] and "ALE/Pong-v5" in outputs[1]
+    trained = [out for out in outputs if "best checkpoint: " in out]
+    assert len(trained) == 2, outputs
+    assert list((tmp_path / "results").glob("acrobot/DQN_Acrobot-v1_*/checkpoint_*"))
