@@ -71,7 +71,9 @@ def resolved_config(config: AlgorithmConfig, spec: JobSpec | None = None) -> dic
     """
     resolved = {key: value for key, value in config.to_dict().items() if _json_safe(value)}
     if spec is not None:
-        resolved["preset"] = algorithms.chosen_preset(spec.algorithm, spec.env_id, spec.config)
+        resolved["preset"] = algorithms.chosen_preset(
+            spec.algorithm, spec.env_id, spec.config, spec.env_config
+        )
     return resolved
 
 

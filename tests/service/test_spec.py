@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from algorithms.common.devices import learner_gpus
@@ -112,3 +114,34 @@ def test_settings_follow_the_env_and_the_users_values_win():
     assert config.num_gpus_per_learner == learner_gpus() == 0
     asked = parse_spec({"algorithm": "dqn", "resources": {"gpus_per_learner": 0}})
     assert build_config(asked).num_gpus_per_learner == 0
+
+
+class ScreenAndScore(gym.Env):
+    """A Dict observation with an image inside: nothing flattens or convolves that."""
+
+    observation_space = gym.spaces.Dict(
+        {
+            "screen": gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
+            "score": gym.spaces.Discrete(10),
+        }
+    )
+    action_space = gym.spaces.Discrete(2)
+
+
+def test_an_env_whose_observations_no_algorithm_takes_is_refused_with_the_space_named():
+    gym.register("tests/ScreenAndScore-v0", entry_point=ScreenAndScore)
+    try:
+        with pytest.raises(SpecError) as caught:
+            parse_spec({"algorithm": "dqn", "env": "tests/ScreenAndScore-v0"})
+    finally:
+        gym.registry.pop("tests/ScreenAndScore-v0")
+    (error,) = caught.value.errors
+    assert error["loc"] == ["env"] and "observation space Dict(" in error["msg"], error
+
+
+def test_any_registered_id_is_a_jobs_env():
+    assert parse_spec({"algorithm": "dqn", "env": "Acrobot-v1"}).env == "Acrobot-v1"
+    pong = parse_spec({"algorithm": "dqn", "env": "ALE/Pong-v5"})
+    assert pong.stop.env_steps == 10_000_000  # the Atari family's preset, as for Breakout
+    lake = parse_spec({"algorithm": "q_learning", "env": "FrozenLake-v1"})
+    assert lake.env == "FrozenLake-v1"
