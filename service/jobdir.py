@@ -4,8 +4,9 @@ Both sides go through `JobDirectory`: the Ray job that trains (or evaluates) wri
 the API, the CLI and the plots read here; nothing else opens these files. It lives on a local
 path or an `s3://` URI (`pyarrow.fs`), and its layout is:
 
-    spec.json                         the validated job spec; the trainer reads it from here
-    config.json                       the algorithm's config as resolved at submit time
+    spec.json                         the validated job spec, as submitted
+    compiled.json                     the job compiled at submit (service/compiler.py): the
+                                      driver trains exactly this
     attempts/<n>/stop                 a stop was asked for attempt n (the trainer watches it)
     attempts/<n>/progress.json        what attempt n's trainer is doing (starting, waiting, ...)
     logs/attempt-<n>.log              attempt n's driver log, kept once it ended
@@ -42,7 +43,7 @@ import pyarrow.fs as pafs
 from algorithms.common import metrics
 
 SPEC = "spec.json"
-CONFIG = "config.json"
+COMPILED = "compiled.json"
 RESULT = "result.json"
 EVALUATION_RESULT = "result.json"
 EVALUATION_VIDEO = "video.mp4"
@@ -166,7 +167,7 @@ class JobDirectory:
         if self.exists():
             self.fs.delete_dir(self.path)
 
-    # ---- the spec and the resolved config ----------------------------------------------------
+    # ---- the spec and the compiled job -------------------------------------------------------
 
     def write_spec(self, spec: dict[str, Any]) -> None:
         self.write_text(SPEC, json.dumps(spec, indent=2))
@@ -175,11 +176,12 @@ class JobDirectory:
         text = self.read_text(SPEC)
         return json.loads(text) if text is not None else None
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        self.write_text(CONFIG, json.dumps(config, indent=2, sort_keys=True))
+    def write_compiled(self, compiled: dict[str, Any]) -> None:
+        """Store the compiled job (`CompiledJob.model_dump(mode="json")`) the driver trains."""
+        self.write_text(COMPILED, json.dumps(compiled, indent=2, sort_keys=True))
 
-    def read_config(self) -> dict[str, Any] | None:
-        text = self.read_text(CONFIG)
+    def read_compiled(self) -> dict[str, Any] | None:
+        text = self.read_text(COMPILED)
         return json.loads(text) if text is not None else None
 
     # ---- attempts: stop requests, progress, logs ---------------------------------------------

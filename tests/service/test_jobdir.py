@@ -49,9 +49,9 @@ def _rows(iterations: range, pid: int) -> str:
 def test_files_round_trip_and_delete(storage: Storage) -> None:
     job = storage.job("j1")
     job.write_spec({"algorithm": "q_learning"})
-    job.write_config({"gamma": 0.9})
+    job.write_compiled({"config": {"gamma": 0.9}})
     assert job.read_spec() == {"algorithm": "q_learning"}
-    assert job.read_config() == {"gamma": 0.9}
+    assert job.read_compiled() == {"config": {"gamma": 0.9}}
     assert b"".join(job.open_stream(f"{job.path}/spec.json", chunk=4)).startswith(b"{")
     assert job.exists() and job.read_text("missing.json") is None
     assert job.trial_paths() == [] and job.checkpoints() == [] and job.rows() == []

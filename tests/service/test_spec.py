@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from algorithms.common.devices import learner_gpus
+from service.compiler import build_config, compile_job, stop_criteria
+from service.driver.run import param_space
 from service.spec import JobSpec, SpecError, parse_spec
-from service.training import build_config, param_space, resolved_config, stop_criteria
 
 EXAMPLE = {
     "algorithm": "q_learning",
@@ -24,7 +25,7 @@ EXAMPLE = {
 
 def test_the_issue_example_parses_and_becomes_the_tune_param_space():
     spec = parse_spec(EXAMPLE)
-    space = param_space(spec)
+    space = param_space(compile_job(spec))
     assert space["env"] == "rldojo/GridWorld-v0"
     assert space["env_config"] == {"size": 5}
     assert space["gamma"] == 0.9
@@ -105,7 +106,7 @@ def test_settings_follow_the_env_and_the_users_values_win():
     mine = parse_spec({"algorithm": "dqn", "env": "rldojo/Breakout-v0", "config": {"lr": 3e-4}})
     config = build_config(mine)
     assert (config.lr, config.replay_capacity) == (3e-4, 100_000)  # the user's lr, the book's rest
-    assert resolved_config(config, mine)["preset"] == "book_breakout"
+    assert compile_job(mine).resolved_config["preset"] == "book_breakout"
     # The number of GPUs per learner is a number: the cluster's (none here) unless asked for.
     assert config.num_gpus_per_learner == learner_gpus() == 0
     asked = parse_spec({"algorithm": "dqn", "resources": {"gpus_per_learner": 0}})
