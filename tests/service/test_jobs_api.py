@@ -21,6 +21,7 @@ from service.api.routes import jobs as routes_jobs
 from service.client import Client
 from service.main import create_app
 from service.settings import Settings
+from service.spec_model import JobSpec
 from service.storage import Storage
 from tests.service.conftest import ALICE, RLDOJO, Server, wait_for_condition
 
@@ -32,7 +33,7 @@ def _spec(iterations: int, **extra: object) -> dict[str, object]:
 
 
 def test_train_follow_pull_and_evaluate(server: Server, alice: Client, tmp_path: Path) -> None:
-    job = alice.submit(_spec(15, seed=1))
+    job = alice.submit(JobSpec.model_validate(_spec(15, seed=1)))  # the SDK takes the schema
     assert job["status"] in ("PENDING", "RUNNING") and job["id"]
 
     rows = list(alice.follow_metrics(job["id"]))  # ends when the job ends

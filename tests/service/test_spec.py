@@ -7,7 +7,7 @@ import pytest
 from algorithms.common.devices import learner_gpus
 from service.compiler import build_config, compile_job, stop_criteria
 from service.driver.run import param_space
-from service.spec import JobSpec, SpecError, parse_spec
+from service.spec import JobSpec, SpecError, hyperparameters, parse_spec
 
 EXAMPLE = {
     "algorithm": "q_learning",
@@ -45,7 +45,7 @@ def test_defaults_fill_in():
     spec = parse_spec({"algorithm": "value_iteration"})
     assert spec.env == "rldojo/PlanningGrid-v0"
     assert spec.stop.iterations == 50  # the algorithm's default stop: no job runs forever
-    assert spec.hyperparameters()["gamma"] == 0.9
+    assert hyperparameters(spec)["gamma"] == 0.9
     assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
 
 
