@@ -1,6 +1,6 @@
 """The storage root: a local path or an `s3://` URI holding one directory per job.
 
-    <root>/jobs/<job_id>/          a `JobDirectory` (service/jobdir.py): everything of one job
+    <root>/jobs/<job_id>/          a `JobDirectory` (service/jobdir/): everything of one job
     <root>/evaluations/<eval_id>/  evaluations made before they moved into their job's directory
 
 `Storage` only finds and removes job directories; what is inside one is `JobDirectory`'s.
