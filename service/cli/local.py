@@ -67,7 +67,7 @@ class ProgressDisplay:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def update(self, row: dict[str, Any]) -> None:
-        from service.cli.remote import progress_line
+        from service.cli.common import progress_line
 
         line = progress_line(row, with_trial=False, with_speed=True)
         trial = str(row.get("trial_id", "trial"))
