@@ -17,8 +17,7 @@ path or an `s3://` URI (`pyarrow.fs`), and its layout is:
     experiment_state-*.json, ...      Tune's own snapshot, which a resume restores
 
 The directory *is* the Tune experiment (storage path: its parent; experiment name: its own
-name, the job id), so no two jobs share an experiment name or Tune's staging folder. Jobs made
-before this layout keep their trials under `run/`, which is read the same way.
+name, the job id), so no two jobs share an experiment name or Tune's staging folder.
 
 One file per concept, each adding its part to `JobDirectory` (directory.py):
 

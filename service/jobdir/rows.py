@@ -14,7 +14,6 @@ from service.jobdir.files import JobFiles
 from service.jobdir.row_parser import continuous_rows, parse_rows
 
 RESULT = "result.json"
-LEGACY_EXPERIMENT = "run"  # where jobs made before this layout keep their trials
 _ROWS_FILE = re.compile(r"^result(?:\.attempt-(\d{3}))?\.json$")
 _TRIAL_ID = re.compile(r"[0-9a-f]{5}_\d{5}")
 _SETTLED_S = 3.0  # a row file unchanged this long is served from the parse cache
@@ -25,8 +24,8 @@ class RowFiles(JobFiles):
 
     @property
     def experiment_path(self) -> str:
-        legacy = f"{self.path}/{LEGACY_EXPERIMENT}"
-        return legacy if self._exists(legacy) else self.path
+        """The Tune experiment's path: the job directory itself."""
+        return self.path
 
     @property
     def experiment_uri(self) -> str:

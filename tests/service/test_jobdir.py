@@ -113,13 +113,6 @@ def test_rows_are_continuous_across_attempts(storage: Storage) -> None:
         ]
 
 
-def test_jobs_made_before_the_layout_keep_their_trials_under_run(storage: Storage) -> None:
-    job = storage.job("old")
-    job.write_text(f"run/{TRIAL}/result.json", _rows(range(1, 3), pid=1))
-    assert [r[metrics.ITERATION] for r in job.rows()] == [1, 2]
-    assert job.experiment_uri.endswith("/jobs/old/run")
-
-
 def test_missing_bucket_is_named(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
