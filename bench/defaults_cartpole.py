@@ -3,8 +3,9 @@ algorithm and the env named, as a user submits them (`{"algorithm": ..., "env": 
 
 Each run goes through the same path as a job: the spec gets its algorithm's preset for
 CartPole and its default stop (a mean return of 475, or the step budget of the algorithm's
-benchmark), trains with `service.training.train`, and its best checkpoint is then played
-greedily for 20 episodes with the one `evaluate()`. Target: greedy mean >= 475 on every seed.
+benchmark), is compiled once (`service.compiler`) and trained by the driver's `train`, and
+its best checkpoint is then played greedily for 20 episodes with the one `evaluate()`.
+Target: greedy mean >= 475 on every seed.
 
     .venv/bin/python bench/defaults_cartpole.py               # 3 seeds each
     .venv/bin/python bench/defaults_cartpole.py --as-test     # 1 seed of actor_critic
@@ -26,7 +27,8 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from algorithms.evaluation import evaluate  # noqa: E402
 from bench import records  # noqa: E402
-from service import training  # noqa: E402
+from service.compiler import compile_job  # noqa: E402
+from service.driver.run import train  # noqa: E402
 from service.jobdir import JobDirectory  # noqa: E402
 from service.spec import parse_spec  # noqa: E402
 
@@ -37,8 +39,9 @@ TARGET = 475.0
 def run(algorithm: str, seed: int, root: Path) -> dict[str, Any]:
     spec = parse_spec({"algorithm": algorithm, "env": "CartPole-v1", "seed": seed})
     directory = JobDirectory.open(str(root / f"{algorithm}-{seed}"))
+    compiled = compile_job(spec)
     start = time.perf_counter()
-    summary = training.train(spec, directory)
+    summary = train(compiled, directory)
     seconds = time.perf_counter() - start
     rows = directory.rows()
     best = directory.best_checkpoint()
@@ -46,7 +49,7 @@ def run(algorithm: str, seed: int, root: Path) -> dict[str, Any]:
     return {
         "algorithm": algorithm,
         "seed": seed,
-        "preset": training.resolved_config(training.build_config(spec), spec)["preset"],
+        "preset": compiled.preset,
         "stop": spec.stop.model_dump(exclude_none=True),
         "env_steps": rows[-1].get("num_env_steps_sampled_lifetime") if rows else None,
         "train_return_last": rows[-1].get("env_runners/episode_return_mean") if rows else None,

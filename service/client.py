@@ -39,9 +39,17 @@ from service.schemas import (
     LeaderboardEntry,
     WebhookOut,
 )
+from service.spec_model import JobSpec
 from service.status import TERMINAL
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _spec_json(spec: JobSpec | dict[str, Any]) -> dict[str, Any]:
+    """A spec's JSON body: only the fields a `JobSpec` was given (the server fills the rest)."""
+    if isinstance(spec, JobSpec):
+        return spec.model_dump(mode="json", exclude_unset=True)
+    return spec
 
 
 class APIError(Exception):
@@ -108,9 +116,14 @@ class Client:
 
     # ---- jobs -------------------------------------------------------------------------------
 
-    def submit(self, spec: dict[str, Any]) -> JobOut:
-        """Submit a job spec; returns the job record (its `id` names it from now on)."""
-        return self._one(JobOut, "POST", "/v1/jobs", json=spec)
+    def submit(self, spec: JobSpec | dict[str, Any]) -> JobOut:
+        """Submit a job spec; returns the job record (its `id` names it from now on).
+
+        Args:
+            spec: A `JobSpec` (the schema, `service.spec_model`; what it leaves unset the
+                server fills in) or its JSON form; the server checks it whole either way.
+        """
+        return self._one(JobOut, "POST", "/v1/jobs", json=_spec_json(spec))
 
     def jobs(
         self,

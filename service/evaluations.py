@@ -95,11 +95,8 @@ class EvaluationService:
         return found
 
     def _folder(self, evaluation: EvaluationRecord) -> tuple[JobDirectory, str]:
-        """Where an evaluation's files are: (a directory, the prefix of the files in it)."""
-        directory = self.storage.job(evaluation.job_id)
-        if directory.exists(f"evaluations/{evaluation.id}"):
-            return directory, f"evaluations/{evaluation.id}/"
-        return self.storage.legacy_evaluation(evaluation.id), ""
+        """Where an evaluation's files are: (its job's directory, the prefix of the files)."""
+        return self.storage.job(evaluation.job_id), f"evaluations/{evaluation.id}/"
 
     def reconcile(self, evaluation: EvaluationRecord) -> EvaluationRecord:
         """Follow the Ray job; on success read the score from storage."""

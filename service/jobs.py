@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from service import cluster, lifecycle, scheduler
+from service import cluster, compiler, lifecycle, scheduler
 from service.admission import (
     Capacity,
     check_fits,
@@ -40,6 +40,7 @@ from service.admission import (
     with_concurrency,
 )
 from service.cluster import ClusterUnavailableError, RayJobs, node_command
+from service.compiler import CompiledJob
 from service.jobdir import JobDirectory
 from service.lifecycle import Effect, RaySeen, RefusedError, Transition, submission_id
 from service.recent import Recent
@@ -66,14 +67,24 @@ def _now() -> dt.datetime:
 
 @dataclass(frozen=True)
 class Admitted:
-    """A spec that passed admission: with its concurrency decided, what it holds when running,
-    and its resolved config."""
+    """A spec that passed admission: compiled (with its concurrency decided) and what it holds
+    when running."""
 
-    spec: JobSpec
+    compiled: CompiledJob
     cpus: float
     gpus: float
-    resolved_config: dict[str, Any]
-    trial_resources: list[dict[str, float]]
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.compiled.spec
+
+    @property
+    def resolved_config(self) -> dict[str, Any]:
+        return self.compiled.resolved_config
+
+    @property
+    def trial_resources(self) -> list[dict[str, float]]:
+        return self.compiled.trial_resources
 
 
 class JobService:
@@ -106,22 +117,20 @@ class JobService:
             PriorityRefusedError: `high` beyond the owner's quota of high-priority jobs.
             ClusterUnavailableError: the cluster cannot be asked what it has.
         """
-        from service.training import build_config, resolved_config, trial_resources
-
         quota = self.settings.quota_of(owner)
         check_priority(owner, spec.priority, self._high_jobs(owner), quota)
-        config = build_config(spec)
-        bundles = trial_resources(config)
         capacity = self.capacity()
+        compiled = compiler.compile_job(spec, cluster_gpus=capacity.node_gpus)
+        bundles = compiled.trial_resources
         check_fits(spec, bundles, capacity)
         spec = with_concurrency(spec, bundles, capacity, quota)
         cpus, gpus = held_while_running(spec, bundles)
         check_held_fits(spec, cpus, gpus, capacity)
         check_quota(spec, cpus, gpus, quota)
-        return Admitted(spec, cpus, gpus, resolved_config(config, spec), bundles)
+        return Admitted(compiled.model_copy(update={"spec": spec}), cpus, gpus)
 
     def submit(self, *, owner: str, spec: JobSpec) -> JobRecord:
-        """Admit the job, write its spec and resolved config to its directory, and queue it.
+        """Admit the job, write its spec and compiled job to its directory, and queue it.
 
         Nothing stays on storage when the record cannot be written.
         """
@@ -131,7 +140,7 @@ class JobService:
         directory = self.directory(job_id)
         spec_json = spec.model_dump(mode="json")
         directory.write_spec(spec_json)
-        directory.write_config(admitted.resolved_config)
+        directory.write_compiled(admitted.compiled.model_dump(mode="json"))
         try:
             self.store.create_job(
                 job_id=job_id,
@@ -242,8 +251,9 @@ class JobService:
 
     def _submit_attempt(self, job: JobRecord) -> None:
         run = node_command(
-            "rldojo",
-            ["train", "--job-dir", self.directory(job).uri, "--attempt", str(job.attempts)],
+            "python",
+            ["-m", "service.driver", "--job-dir", self.directory(job).uri]
+            + ["--attempt", str(job.attempts)],
         )
         sid = submission_id(job.id, job.attempts)
         try:

@@ -1,9 +1,9 @@
 """Learning curves as PNG files: one matplotlib function shared by `rldojo plot`, the API's
 `GET /v1/jobs/{id}/curve.png` and the benchmarks.
 
-`learning_curve(rows, out)` takes Tune result rows (flattened, as `service.storage` and
-`service.training.result_rows` return them), draws one line per trial, raw (thin) and smoothed
-(thick), and returns exactly the points it drew, so callers and tests can check the curve itself.
+`learning_curve(rows, out)` takes Tune result rows (flattened, as `JobDirectory.rows` returns
+them), draws one line per trial, raw (thin) and smoothed (thick), and returns exactly the points
+it drew, so callers and tests can check the curve itself.
 
 Example:
     >>> from service.plots import learning_curve

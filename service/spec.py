@@ -1,6 +1,8 @@
-"""The job spec: the one typed contract shared by the CLI, the HTTP API and the tests.
+"""The job spec's checks against the algorithm registry; its schema is `service/spec_model.py`.
 
-Its JSON form:
+`parse_spec` is the server's (and `rldojo train`'s) one way in: the schema's own checks, then
+the registry's, then the algorithm's defaults filled in; `service.compiler.compile_job` turns
+the spec it returns into the compiled job. Its JSON form:
 
     {"algorithm": "q_learning", "env": "rldojo/GridWorld-v0", "env_config": {"size": 5},
      "config": {"gamma": 0.9}, "seed": 1,
@@ -22,178 +24,89 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import gymnasium as gym
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import TypeAdapter, ValidationError
 
 import algorithms
 import envs
+from service.spec_model import (
+    MAX_SEED,
+    CheckpointSpec,
+    ChoiceSearch,
+    GridSearch,
+    JobSpec,
+    LogUniformSearch,
+    Priority,
+    ResourcesSpec,
+    SearchDomain,
+    StopSpec,
+    Tag,
+    UniformSearch,
+)
 
 MAX_TRIALS = 100  # trials one job may run (grid points x num_samples)
-MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are unsigned 32-bit
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class StopSpec(_Strict):
-    """When to stop; training stops at the first criterion met.
-
-    A spec with none of `iterations`, `env_steps` and `seconds` (`return_mean` alone may never
-    be reached) gets the default stop of its algorithm and env (`algorithms.default_stop`).
-    """
-
-    iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    env_steps: Annotated[int, Field(ge=1, le=100_000_000_000)] | None = None
-    return_mean: float | None = None
-    seconds: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
-
-    @property
-    def bounded(self) -> bool:
-        """True when a criterion is sure to be met: iterations, env steps or seconds."""
-        return not (self.iterations is None and self.env_steps is None and self.seconds is None)
-
-
-class ResourcesSpec(_Strict):
-    """Ray resources per trial; None keeps the algorithm's default.
-
-    `placement` is how the trial's Ray bundles (its main process, EnvRunners, learners) go onto
-    nodes: "SPREAD" over as many nodes as possible (a lost node takes fewer of them, and its
-    EnvRunners are restarted elsewhere), or "PACK" onto as few as possible (RLlib's default).
-    """
-
-    env_runners: Annotated[int, Field(ge=0, le=256)] | None = None
-    learners: Annotated[int, Field(ge=0, le=64)] | None = None
-    gpus_per_learner: Annotated[float, Field(ge=0, le=8)] | None = None
-    placement: Literal["PACK", "SPREAD"] | None = None
-    concurrent_trials: Annotated[int, Field(ge=1, le=100)] | None = Field(
-        default=None,
-        description="Trials run at once (the job holds that many trials' resources while it "
-        "runs); None: as many as fit the cluster.",
-    )
-
-
-class CheckpointSpec(_Strict):
-    """Checkpoint every `every` iterations (and at the end); keep the best `keep`."""
-
-    every: Annotated[int, Field(ge=1)] = 10
-    keep: Annotated[int, Field(ge=1)] = 3
-
-
-class GridSearch(_Strict):
-    grid: Annotated[list[Any], Field(min_length=1)]
-
-
-class ChoiceSearch(_Strict):
-    choice: Annotated[list[Any], Field(min_length=1)]
-
-
-class UniformSearch(_Strict):
-    uniform: Annotated[list[float], Field(min_length=2, max_length=2)]
-
-
-class LogUniformSearch(_Strict):
-    loguniform: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]
-
-
-SearchDomain = GridSearch | ChoiceSearch | UniformSearch | LogUniformSearch
-Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
-Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
-
-
-class JobSpec(_Strict):
-    """One training job: an algorithm on an env, its overrides, stop criteria and resources."""
-
-    algorithm: str
-    env: str | None = Field(default=None, description="Env id; the algorithm's default if null.")
-    env_config: dict[str, Any] = Field(default_factory=dict)
-    config: dict[str, Any] = Field(default_factory=dict)
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
-    stop: StopSpec = Field(default_factory=StopSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
-    search: dict[str, SearchDomain] = Field(default_factory=dict)
-    num_samples: Annotated[int, Field(ge=1, le=100)] = 1
-    priority: Priority = Field(
-        default="normal", description="The queue's order: high jobs start first (and preempt)."
-    )
-    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
-    shared: bool = Field(
-        default=False,
-        description="Readable by every user: listed, compared, on the leaderboard, pullable.",
-    )
-
-    @property
-    def trials(self) -> int:
-        """How many trials the job runs: grid points times `num_samples`."""
-        count = self.num_samples
-        for domain in self.search.values():
-            if isinstance(domain, GridSearch):
-                count *= len(domain.grid)
-        return count
-
-    @field_validator("algorithm")
-    @classmethod
-    def _known_algorithm(cls, name: str) -> str:
-        if name not in algorithms.ALGORITHMS:
-            known = ", ".join(sorted(algorithms.ALGORITHMS))
-            raise PydanticCustomError("unknown_algorithm", f"unknown algorithm; known: {known}")
-        return name
-
-    @field_validator("env")
-    @classmethod
-    def _known_env(cls, env_id: str | None) -> str | None:
-        if env_id is not None and not envs.registered(env_id):
-            raise PydanticCustomError(
-                "unknown_env",
-                "unknown env: no env of this id is registered here; `rldojo envs` (GET /v1/envs) "
-                f"lists the ones this cluster can make, e.g. {', '.join(envs.ENV_IDS[:3])}",
-            )
-        return env_id
-
-    @model_validator(mode="after")
-    def _fill_defaults(self) -> JobSpec:
-        """The algorithm's default env, and its default stop when none bounds the run."""
-        entry = algorithms.get(self.algorithm)
-        if self.env is None:
-            self.env = entry.default_env
-        if not self.stop.bounded:
-            default = algorithms.default_stop(
-                self.algorithm, self.env, self.config, self.env_config
-            )
-            given = self.stop.model_dump(exclude_none=True)  # a return_mean stays, as asked
-            self.stop = self.stop.model_copy(update={**default, **given})
-        return self
-
-    @property
-    def env_id(self) -> str:
-        """The env id, resolved to the algorithm's default when the spec left it out."""
-        return self.env or algorithms.get(self.algorithm).default_env
-
-    def hyperparameters(self) -> dict[str, Any]:
-        """The resolved config overrides (the algorithm's defaults plus this spec's `config`)."""
-        values = {
-            name: hp.default for name, hp in algorithms.hyperparameters(self.algorithm).items()
-        }
-        values.update(self.config)
-        return values
+__all__ = [
+    "MAX_SEED",
+    "MAX_TRIALS",
+    "CheckpointSpec",
+    "ChoiceSearch",
+    "GridSearch",
+    "JobSpec",
+    "LogUniformSearch",
+    "Priority",
+    "ResourcesSpec",
+    "SearchDomain",
+    "SpecError",
+    "StopSpec",
+    "Tag",
+    "UniformSearch",
+    "hyperparameters",
+    "parse_spec",
+]
 
 
 # ---- the checks that need more than one field: each returns (location, message) pairs --------
 
 Problem = tuple[tuple[str, ...], str]
+
+
+def _registry_problems(data: dict[str, Any]) -> list[Problem]:
+    """A known algorithm, and a known env when one is named (the registry's own lists)."""
+    problems: list[Problem] = []
+    algorithm, env_id = data.get("algorithm"), data.get("env")
+    if isinstance(algorithm, str) and algorithm not in algorithms.ALGORITHMS:
+        known = ", ".join(sorted(algorithms.ALGORITHMS))
+        problems.append((("algorithm",), f"unknown algorithm; known: {known}"))
+    if isinstance(env_id, str) and not envs.registered(env_id):
+        problems.append(
+            (
+                ("env",),
+                "unknown env: no env of this id is registered here; `rldojo envs` (GET /v1/envs) "
+                f"lists the ones this cluster can make, e.g. {', '.join(envs.ENV_IDS[:3])}",
+            )
+        )
+    return problems
+
+
+def _with_defaults(spec: JobSpec) -> JobSpec:
+    """The algorithm's default env, and its default stop when none bounds the run."""
+    env_id = spec.env or algorithms.get(spec.algorithm).default_env
+    stop = spec.stop
+    if not stop.bounded:
+        default = algorithms.default_stop(spec.algorithm, env_id, spec.config, spec.env_config)
+        given = stop.model_dump(exclude_none=True)  # a return_mean stays, as asked
+        stop = stop.model_copy(update={**default, **given})
+    return spec.model_copy(update={"env": env_id, "stop": stop})
+
+
+def hyperparameters(spec: JobSpec) -> dict[str, Any]:
+    """The resolved config overrides (the algorithm's defaults plus the spec's `config`)."""
+    values = {name: hp.default for name, hp in algorithms.hyperparameters(spec.algorithm).items()}
+    values.update(spec.config)
+    return values
 
 
 def _env_config_problems(env_id: str, env_config: dict[str, Any]) -> list[Problem]:
@@ -322,11 +235,14 @@ def parse_spec(data: Any) -> JobSpec:
     bad = _non_finite(data)
     if bad is not None:
         raise SpecError([{"loc": list(bad), "msg": "NaN and infinities are not numbers here"}])
+    unknown = _registry_problems(data)
     try:
         spec: JobSpec | None = JobSpec.model_validate(data)
         found: list[dict[str, Any]] = []
     except ValidationError as error:
         spec, found = None, SpecError.from_pydantic(error).errors
+    found = [{"loc": list(location), "msg": message} for location, message in unknown] + found
+    spec = _with_defaults(spec) if spec is not None and not unknown else None
     reported = {tuple(item["loc"][:1]) for item in found}
     problems, typed = _cross_field_problems(data, spec, reported)
     found += [{"loc": list(location), "msg": message} for location, message in problems]
@@ -352,7 +268,7 @@ def _cross_field_problems(
     env_config = data.get("env_config", {}) if usable["env_config"] else {}
     problems: list[Problem] = []
     typed: dict[str, Any] = {}
-    if envs.registered(env_id) and ("env",) not in reported:
+    if isinstance(env_id, str) and envs.registered(env_id) and ("env",) not in reported:
         if usable["env_config"]:
             problems += _env_config_problems(env_id, env_config)
         if problems:

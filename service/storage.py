@@ -1,7 +1,6 @@
 """The storage root: a local path or an `s3://` URI holding one directory per job.
 
-    <root>/jobs/<job_id>/          a `JobDirectory` (service/jobdir.py): everything of one job
-    <root>/evaluations/<eval_id>/  evaluations made before they moved into their job's directory
+    <root>/jobs/<job_id>/          a `JobDirectory` (service/jobdir/): everything of one job
 
 `Storage` only finds and removes job directories; what is inside one is `JobDirectory`'s.
 """
@@ -45,18 +44,5 @@ class Storage:
             self.fs,
             f"{self.base}/jobs/{job_id}",
             f"{self.root_uri}/jobs/{job_id}",
-            self.cache,
-        )
-
-    def legacy_evaluation(self, evaluation_id: str) -> JobDirectory:
-        """Where an evaluation made before evaluations lived in their job's directory is.
-
-        Its `result.json` and `video.mp4` sit directly in it; read them through
-        `JobDirectory.read_text` and `open_stream`.
-        """
-        return JobDirectory(
-            self.fs,
-            f"{self.base}/evaluations/{evaluation_id}",
-            f"{self.root_uri}/evaluations/{evaluation_id}",
             self.cache,
         )

@@ -2,7 +2,7 @@
 
 Kept apart from the configs so that a config stays plain data (a number of GPUs, never "auto")
 and the registry imports neither Ray nor torch; the service asks once, when it builds a job's
-config (`service.training.build_config`).
+config (`service.compiler.build_config`, with the cluster's GPUs).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The `rldojo` command line: one app, local commands (`local.py`) and service ones (`remote.py`).
+"""The `rldojo` command line: one app; local commands (`local.py`), the server's (`server.py`),
+jobs on it (`remote.py`) and their results (`results.py`), teams and policies.
 
     rldojo train q_learning --env rldojo/GridWorld-v0 --stop-iters 30 --out results
     rldojo submit q_learning --env rldojo/GridWorld-v0 --stop-iters 30 --follow
@@ -14,7 +15,7 @@ import os
 import typer
 
 from service import quiet
-from service.cli import local, policies, remote, team
+from service.cli import local, policies, remote, results, server, team
 
 app = typer.Typer(
     name="rldojo",
@@ -24,7 +25,9 @@ app = typer.Typer(
     add_completion=False,
 )
 local.register(app)
+server.register(app)
 remote.register(app)
+results.register(app)
 team.register(app)
 policies.register(app)
 

@@ -12,10 +12,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from service.client import Client
 
 T = TypeVar("T")
 
@@ -219,3 +222,36 @@ def writable_dir(path: Path, option: str) -> Path:
 def write_json(data: Any) -> None:
     """JSON on stdout, one document, never wrapped (scripts read it)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# Metric keys (as `algorithms.common.metrics` names them), repeated here so that following a
+# job never imports the algorithms package.
+ITERATION = "training_iteration"
+ENV_STEPS = "num_env_steps_sampled_lifetime"
+RETURN_MEAN = "env_runners/episode_return_mean"
+STEPS_PER_SECOND = (
+    "env_runners/num_env_steps_sampled_lifetime_throughput/throughput_since_last_reduce"
+)
+
+
+def client_for(url: str | None, token: str | None) -> Client:
+    """The SDK client for the server `--url` / `RLDOJO_URL` names."""
+    from service.client import Client
+
+    return Client(url, token)
+
+
+def progress_line(row: dict[str, Any], *, with_trial: bool = True, with_speed: bool = False) -> str:
+    """One result row as `iter 3  steps 512  return 1.25` (the CLI's and the logs' line)."""
+
+    def number(key: str, fmt: str) -> str:
+        value = row.get(key)
+        return format(value, fmt) if isinstance(value, int | float) else "-"
+
+    line = (
+        f"iter {row.get(ITERATION, '-')}  steps {number(ENV_STEPS, '.0f')}  "
+        f"return {number(RETURN_MEAN, '.2f')}"
+    )
+    if with_speed:
+        line += f"  steps/s {number(STEPS_PER_SECOND, '.0f')}"
+    return f"{row.get('trial_id', '')}  {line}" if with_trial else line

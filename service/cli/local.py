@@ -67,7 +67,7 @@ class ProgressDisplay:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def update(self, row: dict[str, Any]) -> None:
-        from service.cli.remote import progress_line
+        from service.cli.common import progress_line
 
         line = progress_line(row, with_trial=False, with_speed=True)
         trial = str(row.get("trial_id", "trial"))
@@ -100,20 +100,15 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue the experiment at --out/--name from its checkpoints")
     ] = False,
-    job_dir: Annotated[
-        str | None, typer.Option(hidden=True, help="An API job's directory (its Ray job)")
-    ] = None,
-    attempt: Annotated[int, typer.Option(hidden=True, min=1, help="The API job's attempt")] = 1,
 ) -> None:
     """Train ALGORITHM as a Ray Tune job on the current Ray (local unless RAY_ADDRESS is set)."""
     logging.getLogger("ray").setLevel(logging.WARNING)
     # The trainer says what it decided (where a resume starts, a stop request seen).
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s -- %(message)s")
     logging.getLogger("service").setLevel(logging.INFO)
-    if job_dir is not None:
-        _run_api_job(job_dir, attempt)
-        return
-    from service import training
+    from service.compiler import CompiledJob, compile_job
+    from service.driver.callbacks import ProgressCallback
+    from service.driver.run import train as train_compiled
     from service.jobdir import JobDirectory
     from service.spec import parse_spec
 
@@ -122,21 +117,22 @@ def train(
         out_dir = str(writable_dir(Path(out_dir), "--out").resolve())
     directory = JobDirectory.open(f"{out_dir.rstrip('/')}/{name}")
     given = algorithm is not None or spec is not None
-    stored = directory.read_spec() if resume else None
+    stored = directory.read_compiled()
     if resume and stored is None:
         raise UsageError(f"nothing to resume at {directory.uri}")
-    if stored is not None and not given:
-        body = stored
+    if resume and stored is not None and not given:
+        compiled = CompiledJob.model_validate(stored)
     else:
         stops = (stop_iters, stop_timesteps, stop_return, stop_seconds)
-        body = spec_body(algorithm, spec, env, set_, env_set, stops, seed)
-    job = parse_spec(body)
+        compiled = compile_job(
+            parse_spec(spec_body(algorithm, spec, env, set_, env_set, stops, seed))
+        )
+    if stored is None:
+        directory.write_spec(compiled.spec.model_dump(mode="json"))
+        directory.write_compiled(compiled.model_dump(mode="json"))
     with ProgressDisplay() as display:
-        summary = training.train(
-            job,
-            directory,
-            resume=resume,
-            callbacks=[training.ProgressCallback(display.update)],
+        summary = train_compiled(
+            compiled, directory, resume=resume, callbacks=[ProgressCallback(display.update)]
         )
     failed = [t for t in summary.trials if t.status == "ERROR"]
     # Plain lines (never wrapped): scripts and tests read these paths back.
@@ -144,21 +140,6 @@ def train(
     sys.stdout.write(f"best checkpoint: {summary.best_checkpoint}\n")
     if failed:
         raise fail(f"{len(failed)} trial(s) failed: {failed[0].error}", code=1)
-
-
-def _run_api_job(location: str, attempt: int) -> None:
-    """The Ray job of an API job: its spec and everything else are in its directory."""
-    from service import training
-    from service.jobdir import JobDirectory
-
-    with ProgressDisplay() as display:
-        ended = training.run_job(
-            location, attempt, callbacks=[training.ProgressCallback(display.update)]
-        )
-    sys.stdout.write(f"attempt {attempt} {ended}\n")
-    if ended == "failed":
-        progress = JobDirectory.open(location).read_progress(attempt) or {}
-        raise fail(str(progress.get("message", "a trial failed")), code=1)
 
 
 @guarded

@@ -63,7 +63,7 @@ def export(
     elif "/" in source or source.startswith("."):
         raise UsageError(f"no such checkpoint directory: {source}")
     else:
-        from service.cli.remote import client_for
+        from service.cli.common import client_for
 
         with client_for(url, token) as client:
             model, spec = client.export(source, checkpoint, format, out_file)

@@ -14,8 +14,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from service.cli.common import AsJson, Game, Token, Url, UsageError, guarded, out, write_json
-from service.cli.remote import client_for
+from service.cli.common import (
+    AsJson,
+    Game,
+    Token,
+    Url,
+    UsageError,
+    client_for,
+    guarded,
+    out,
+    write_json,
+)
 from service.schemas import WebhookOut
 
 webhooks_app = typer.Typer(

@@ -38,7 +38,7 @@ def snapshot(
 ) -> tuple[list[dict[str, Any]], set[Any]] | None:
     """Rows and checkpoints once the job is running and has trained `margin_s` past a checkpoint.
 
-    Tune snapshots its experiment state about every second (training.py); a resumed trial
+    Tune snapshots its experiment state about every second (service/driver/run.py); a resumed trial
     restarts from the last checkpoint that snapshot knew of, so a margin lets it know one. A
     checkpoint listed while Tune writes it has no iteration yet; the snapshot waits for it.
     """

@@ -49,9 +49,9 @@ def _rows(iterations: range, pid: int) -> str:
 def test_files_round_trip_and_delete(storage: Storage) -> None:
     job = storage.job("j1")
     job.write_spec({"algorithm": "q_learning"})
-    job.write_config({"gamma": 0.9})
+    job.write_compiled({"config": {"gamma": 0.9}})
     assert job.read_spec() == {"algorithm": "q_learning"}
-    assert job.read_config() == {"gamma": 0.9}
+    assert job.read_compiled() == {"config": {"gamma": 0.9}}
     assert b"".join(job.open_stream(f"{job.path}/spec.json", chunk=4)).startswith(b"{")
     assert job.exists() and job.read_text("missing.json") is None
     assert job.trial_paths() == [] and job.checkpoints() == [] and job.rows() == []
@@ -111,13 +111,6 @@ def test_rows_are_continuous_across_attempts(storage: Storage) -> None:
         assert [(r[metrics.ITERATION], r["pid"]) for r in local] == [
             (r[metrics.ITERATION], r["pid"]) for r in rows
         ]
-
-
-def test_jobs_made_before_the_layout_keep_their_trials_under_run(storage: Storage) -> None:
-    job = storage.job("old")
-    job.write_text(f"run/{TRIAL}/result.json", _rows(range(1, 3), pid=1))
-    assert [r[metrics.ITERATION] for r in job.rows()] == [1, 2]
-    assert job.experiment_uri.endswith("/jobs/old/run")
 
 
 def test_missing_bucket_is_named(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:

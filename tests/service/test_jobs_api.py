@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import httpx
+import pytest
+from fastapi.testclient import TestClient
 
 from algorithms.common import metrics
+from service import cluster, compiler
+from service import spec as spec_rules
+from service.api.routes import jobs as routes_jobs
 from service.client import Client
+from service.main import create_app
+from service.settings import Settings
+from service.spec_model import JobSpec
+from service.storage import Storage
 from tests.service.conftest import ALICE, RLDOJO, Server, wait_for_condition
 
 GRID = "rldojo/GridWorld-v0"
@@ -21,7 +33,7 @@ def _spec(iterations: int, **extra: object) -> dict[str, object]:
 
 
 def test_train_follow_pull_and_evaluate(server: Server, alice: Client, tmp_path: Path) -> None:
-    job = alice.submit(_spec(15, seed=1))
+    job = alice.submit(JobSpec.model_validate(_spec(15, seed=1)))  # the SDK takes the schema
     assert job["status"] in ("PENDING", "RUNNING") and job["id"]
 
     rows = list(alice.follow_metrics(job["id"]))  # ends when the job ends
@@ -115,3 +127,57 @@ def test_api_restart_while_a_job_runs(server: Server, alice: Client) -> None:
         wait_for_condition(lambda: len(again.metrics(job["id"])) > rows_before + 5)
         assert again.stop(job["id"], wait_s=60)["status"] == "STOPPED"
         assert [j["id"] for j in again.jobs("STOPPED")].count(job["id"]) == 1
+
+
+def test_a_spec_is_parsed_once_and_compiled_once_at_submit(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real app in this process (so its calls can be counted), on the server's Ray head.
+    head = cluster.read_embedded_head(Settings(data_dir=server.data_dir))
+    assert head is not None
+    settings = Settings(
+        data_dir=tmp_path / "api",
+        ray_address=head["address"],
+        ray_auth_token=Path(head["token_path"]).read_text().strip(),
+        api_tokens={"dave-token-0123456789": "dave"},
+        poll_seconds=0.5,
+    )
+    calls: Counter[str] = Counter()
+    _count(monkeypatch, calls, "parse_spec", spec_rules, routes_jobs)
+    _count(monkeypatch, calls, "compile_job", compiler)
+    _count(monkeypatch, calls, "build_config", compiler)
+
+    auth = {"Authorization": "Bearer dave-token-0123456789"}
+    with TestClient(create_app(settings), headers=auth) as api:
+        submitted = api.post("/v1/jobs", json=_spec(3, seed=2))
+        assert submitted.status_code == 201, submitted.text
+        assert calls == {"parse_spec": 1, "compile_job": 1, "build_config": 1}
+        job_id = submitted.json()["id"]
+
+        def ended() -> dict[str, Any] | None:
+            job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
+            return job if job["status"] in ("SUCCEEDED", "FAILED", "STOPPED", "LOST") else None
+
+        job = wait_for_condition(ended, timeout=300)
+    assert job["status"] == "SUCCEEDED", job["message"]
+    assert job["latest_metrics"][metrics.ITERATION] == 3
+    assert calls == {"parse_spec": 1, "compile_job": 1, "build_config": 1}  # nothing re-did it
+    directory = Storage(str(settings.storage_root)).job(job_id)
+    stored = directory.read_compiled()
+    assert stored is not None and not directory.exists("config.json")
+    assert stored["stop"] == {metrics.ITERATION: 3} and stored["spec"]["seed"] == 2
+    assert job["resolved_config"] == {**stored["config"], "preset": stored["preset"]}
+
+
+def _count(
+    monkeypatch: pytest.MonkeyPatch, calls: Counter[str], name: str, *modules: ModuleType
+) -> None:
+    """Count the calls of function `name`, however the modules that call it imported it."""
+    original = getattr(modules[0], name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[name] += 1
+        return original(*args, **kwargs)
+
+    for module in modules:
+        monkeypatch.setattr(module, name, counted)

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.lifecycle
 
 
 def _driver_processes(job_id: str) -> list[psutil.Process]:
-    """The `rldojo train --job-dir .../<job_id>` process(es) of a job, on this machine."""
+    """The `python -m service.driver --job-dir .../<job_id>` process(es) of a job, here."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         command = " ".join(process.info["cmdline"] or [])

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from algorithms.common.devices import learner_gpus
-from service.spec import JobSpec, SpecError, parse_spec
-from service.training import build_config, param_space, resolved_config, stop_criteria
+from service.compiler import build_config, compile_job, stop_criteria
+from service.driver.run import param_space
+from service.spec import JobSpec, SpecError, hyperparameters, parse_spec
 
 EXAMPLE = {
     "algorithm": "q_learning",
@@ -26,7 +27,7 @@ EXAMPLE = {
 
 def test_the_issue_example_parses_and_becomes_the_tune_param_space():
     spec = parse_spec(EXAMPLE)
-    space = param_space(spec)
+    space = param_space(compile_job(spec))
     assert space["env"] == "rldojo/GridWorld-v0"
     assert space["env_config"] == {"size": 5}
     assert space["gamma"] == 0.9
@@ -46,7 +47,7 @@ def test_defaults_fill_in():
     spec = parse_spec({"algorithm": "value_iteration"})
     assert spec.env == "rldojo/PlanningGrid-v0"
     assert spec.stop.iterations == 50  # the algorithm's default stop: no job runs forever
-    assert spec.hyperparameters()["gamma"] == 0.9
+    assert hyperparameters(spec)["gamma"] == 0.9
     assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
 
 
@@ -109,7 +110,7 @@ def test_settings_follow_the_env_and_the_users_values_win():
     mine = parse_spec({"algorithm": "dqn", "env": "rldojo/Breakout-v0", "config": {"lr": 3e-4}})
     config = build_config(mine)
     assert (config.lr, config.replay_capacity) == (3e-4, 100_000)  # the user's lr, the book's rest
-    assert resolved_config(config, mine)["preset"] == "book_breakout"
+    assert compile_job(mine).resolved_config["preset"] == "book_breakout"
     # The number of GPUs per learner is a number: the cluster's (none here) unless asked for.
     assert config.num_gpus_per_learner == learner_gpus() == 0
     asked = parse_spec({"algorithm": "dqn", "resources": {"gpus_per_learner": 0}})

@@ -15,7 +15,7 @@ from envs.atari_scores import game_of_spec, same_game
 from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
 from service.jobs import JobService
 from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar, SpecCheckOut
-from service.spec import SpecError, parse_spec
+from service.spec import SpecError, hyperparameters, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
 
@@ -82,7 +82,7 @@ def validate_job(
     resolved = admitted.resolved_config
     return SpecCheckOut(
         spec=admitted.spec.model_dump(mode="json"),
-        hyperparameters={name: resolved.get(name) for name in admitted.spec.hyperparameters()},
+        hyperparameters={name: resolved.get(name) for name in hyperparameters(admitted.spec)},
         resolved_config=resolved,
         trial_resources=admitted.trial_resources,
     )

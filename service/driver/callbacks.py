@@ -1,0 +1,152 @@
+"""The driver's Tune callbacks: live progress, rows beside checkpoints, and the forwarder that
+lets a resumed experiment reach the callbacks of the process running it now.
+
+Tune pickles the callbacks it is given into the experiment, and `Tuner.restore` takes those
+back instead of new ones (it takes no callbacks), so a callback cannot be passed to a resumed
+run. Tune therefore only ever gets `ForwardToLive`, which holds nothing and hands each event
+to the callbacks `live(...)` installed around the `fit()` running in this context.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import ray
+from ray import tune
+
+from algorithms.common import metrics
+from service.jobdir import JobDirectory
+
+logger = logging.getLogger(__name__)
+
+_LIVE: contextvars.ContextVar[tuple[tune.Callback, ...]] = contextvars.ContextVar(
+    "rldojo_live_callbacks", default=()
+)
+
+
+@contextmanager
+def live(callbacks: Sequence[tune.Callback]) -> Iterator[None]:
+    """Hand Tune's events to `callbacks` while the block runs (the `fit()` of this driver)."""
+    token = _LIVE.set(tuple(callbacks))
+    try:
+        yield
+    finally:
+        _LIVE.reset(token)
+
+
+class ForwardToLive(tune.Callback):
+    """The callback Tune keeps in the experiment: forwards each event to the live ones."""
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        for callback in _LIVE.get():
+            callback.on_step_begin(iteration, trials, **info)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
+    ) -> None:
+        for callback in _LIVE.get():
+            callback.on_trial_result(iteration, trials, trial, result, **info)
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        for callback in _LIVE.get():
+            callback.on_checkpoint(iteration, trials, trial, checkpoint, **info)
+
+
+class RowsBesideCheckpoints(tune.Callback):
+    """Puts a trial's rows on storage as soon as a checkpoint of it is there.
+
+    Tune writes the rows into the driver's staging folder and copies them to storage with its
+    periodic snapshot, while a trial uploads its checkpoints itself. A driver that dies between
+    the two leaves a checkpoint on storage past the last stored row, and a resume from it would
+    leave a gap in the rows; copying the rows when the checkpoint is reported (the row of its
+    iteration is already written then) keeps them level.
+    """
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        import pyarrow.fs as pafs
+
+        staged, stored = trial.local_path, trial.path
+        if not staged or not stored or staged == stored:
+            return
+        try:
+            pafs.copy_files(
+                f"{staged}/result.json",
+                f"{stored}/result.json",
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=trial.storage.storage_filesystem,
+            )
+        except OSError as error:  # the periodic snapshot copies them anyway
+            logger.warning("rows of trial %s not copied beside its checkpoint: %s", trial, error)
+
+
+class JobProgress(tune.Callback):
+    """Writes what an API job's trainer is doing to `attempts/<n>/progress.json`.
+
+    The API shows it while a job has no result rows yet, so no job sits RUNNING without a
+    reason: starting, waiting for resources (what a trial needs, what the cluster has free),
+    or training. Written only when it changes.
+    """
+
+    WAIT_REPORT_S = 5.0  # a trial pending this long is reported as waiting for resources
+
+    def __init__(self, directory: JobDirectory, attempt: int) -> None:
+        self.directory = directory
+        self.attempt = attempt
+        self.last: tuple[str, str] | None = None
+        self.pending_since: float | None = None
+
+    def report(self, phase: str, message: str) -> None:
+        if (phase, message) == self.last:
+            return
+        self.last = (phase, message)
+        self.directory.write_progress(
+            self.attempt, {"phase": phase, "message": message, "time": time.time()}
+        )
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        statuses = {trial.status for trial in trials}
+        if statuses & {"RUNNING", "TERMINATED", "ERROR"}:
+            self.pending_since = None
+            self.report("training", "training")
+            return
+        if "PENDING" not in statuses:
+            return
+        now = time.monotonic()
+        self.pending_since = self.pending_since or now
+        if now - self.pending_since >= self.WAIT_REPORT_S:
+            self.report("waiting", _waiting_message(trials))
+
+
+def _waiting_message(trials: list[Any]) -> str:
+    """What a pending trial needs against what the cluster has free right now."""
+    needed = trials[0].placement_group_factory.required_resources
+    free = ray.available_resources()
+    need = ", ".join(f"{value:g} {key}" for key, value in sorted(needed.items()))
+    have = ", ".join(f"{free.get(key, 0.0):g} {key}" for key in sorted(needed))
+    return f"waiting for resources: a trial needs {need}; the cluster has {have} free"
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class ProgressCallback(tune.Callback):
+    """Hands each trial's flattened result row to a function (the CLI's progress display)."""
+
+    def __init__(self, on_result: ProgressFn) -> None:
+        self.on_result = on_result
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        row = metrics.flatten(result)
+        row["trial_id"] = trial.trial_id
+        self.on_result(row)

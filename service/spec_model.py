@@ -1,0 +1,130 @@
+"""The job spec's schema: the one typed contract of the SDK, the CLI, the HTTP API and the driver.
+
+Plain pydantic models that import nothing heavy (no Ray, torch, Gymnasium, algorithms or envs),
+so a client can build and check a spec's shape with them. What needs the algorithm registry
+(a known algorithm and env, the config keys against the algorithm's hyperparameters, the
+defaults an algorithm fills in) is checked by `service.spec.parse_spec`, the server's one
+entry point, which returns a spec of this schema with its defaults in.
+
+Example:
+    >>> from service.spec_model import JobSpec
+    >>> JobSpec(algorithm="q_learning", stop={"iterations": 10}).stop.iterations
+    10
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are unsigned 32-bit
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class StopSpec(_Strict):
+    """When to stop; training stops at the first criterion met.
+
+    A spec with none of `iterations`, `env_steps` and `seconds` (`return_mean` alone may never
+    be reached) gets the default stop of its algorithm and env (`algorithms.default_stop`).
+    """
+
+    iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    env_steps: Annotated[int, Field(ge=1, le=100_000_000_000)] | None = None
+    return_mean: float | None = None
+    seconds: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """True when a criterion is sure to be met: iterations, env steps or seconds."""
+        return not (self.iterations is None and self.env_steps is None and self.seconds is None)
+
+
+class ResourcesSpec(_Strict):
+    """Ray resources per trial; None keeps the algorithm's default.
+
+    `placement` is how the trial's Ray bundles (its main process, EnvRunners, learners) go onto
+    nodes: "SPREAD" over as many nodes as possible (a lost node takes fewer of them, and its
+    EnvRunners are restarted elsewhere), or "PACK" onto as few as possible (RLlib's default).
+    """
+
+    env_runners: Annotated[int, Field(ge=0, le=256)] | None = None
+    learners: Annotated[int, Field(ge=0, le=64)] | None = None
+    gpus_per_learner: Annotated[float, Field(ge=0, le=8)] | None = None
+    placement: Literal["PACK", "SPREAD"] | None = None
+    concurrent_trials: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None,
+        description="Trials run at once (the job holds that many trials' resources while it "
+        "runs); None: as many as fit the cluster.",
+    )
+
+
+class CheckpointSpec(_Strict):
+    """Checkpoint every `every` iterations (and at the end); keep the best `keep`."""
+
+    every: Annotated[int, Field(ge=1)] = 10
+    keep: Annotated[int, Field(ge=1)] = 3
+
+
+class GridSearch(_Strict):
+    grid: Annotated[list[Any], Field(min_length=1)]
+
+
+class ChoiceSearch(_Strict):
+    choice: Annotated[list[Any], Field(min_length=1)]
+
+
+class UniformSearch(_Strict):
+    uniform: Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class LogUniformSearch(_Strict):
+    loguniform: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]
+
+
+SearchDomain = GridSearch | ChoiceSearch | UniformSearch | LogUniformSearch
+Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
+
+
+class JobSpec(_Strict):
+    """One training job: an algorithm on an env, its overrides, stop criteria and resources."""
+
+    algorithm: str
+    env: str | None = Field(default=None, description="Env id; the algorithm's default if null.")
+    env_config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+    stop: StopSpec = Field(default_factory=StopSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    search: dict[str, SearchDomain] = Field(default_factory=dict)
+    num_samples: Annotated[int, Field(ge=1, le=100)] = 1
+    priority: Priority = Field(
+        default="normal", description="The queue's order: high jobs start first (and preempt)."
+    )
+    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
+    shared: bool = Field(
+        default=False,
+        description="Readable by every user: listed, compared, on the leaderboard, pullable.",
+    )
+
+    @property
+    def trials(self) -> int:
+        """How many trials the job runs: grid points times `num_samples`."""
+        count = self.num_samples
+        for domain in self.search.values():
+            if isinstance(domain, GridSearch):
+                count *= len(domain.grid)
+        return count
+
+    @property
+    def env_id(self) -> str:
+        """The env id (`service.spec.parse_spec` fills in the algorithm's default)."""
+        if self.env is None:
+            raise ValueError("the spec names no env yet: service.spec.parse_spec fills it in")
+        return self.env
