@@ -61,10 +61,12 @@ class _Now:
 _now = _Now()
 
 
-def set_limits(criteria: dict[str, float]) -> None:
-    """The job's stop criteria for this process's run (from the stored spec)."""
+def set_limits(criteria: dict[str, float], *, clear_stop: bool = True) -> None:
+    """The job's stop criteria for this process's run (from the stored spec); a stop asked
+    for already stays asked for unless `clear_stop` (a new run in the same process)."""
     _now.limits = Limits(dict(criteria))
-    _now.stopping.clear()
+    if clear_stop:
+        _now.stopping.clear()
 
 
 def request_stop() -> None:

@@ -30,7 +30,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 import algorithms
 from algorithms.common import metrics
-from service import quiet
+from service import pausing, quiet
 from service.compiler import CompiledJob
 from service.driver.callbacks import ForwardToLive, JobProgress, RowsBesideCheckpoints, live
 from service.driver.tune_private import ResumeFromNewest
@@ -41,6 +41,9 @@ from service.status import root_cause
 logger = logging.getLogger(__name__)
 
 STOP_POLL_S = 1.0  # how often a running job looks for a stop request in its directory
+# How long a stop request waits for every trial to pause at its next result (with a checkpoint
+# there) before ending the run anyway; within the service's stop grace (20 s by default).
+STOP_PATIENCE_S = 15.0
 
 
 def algorithm_config(compiled: CompiledJob) -> AlgorithmConfig:
@@ -122,6 +125,9 @@ def train(
         # Stopped or preempted before Tune wrote its experiment: nothing ran, start afresh.
         logger.info("no Tune experiment to resume yet: training from the beginning")
         resume = False
+    # The stop criteria are the pausing scheduler's (Tune's own stop would end the trials for
+    # good): a trial pauses with a checkpoint there, and a resume with larger ones extends it.
+    pausing.set_limits(compiled.stop, clear_stop=False)
     tuner = _restored_tuner(compiled, directory) if resume else _new_tuner(compiled, directory)
     # Tune snapshots its experiment state, and syncs the result rows to storage with it, every
     # TUNE_GLOBAL_CHECKPOINT_S seconds (by default 10 or more). A short period keeps the API's
@@ -169,17 +175,18 @@ def _new_tuner(compiled: CompiledJob, directory: JobDirectory) -> tune.Tuner:
             num_samples=spec.num_samples,
             # What the queue counted this job as holding (service/admission.py).
             max_concurrent_trials=spec.resources.concurrent_trials,
+            # Trials pause with a checkpoint at the stop criteria and on a stop request.
+            scheduler=pausing.PauseAtStop(),
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage,
-            stop=dict(compiled.stop),
             checkpoint_config=tune.CheckpointConfig(
                 checkpoint_frequency=spec.checkpoint.every,
                 num_to_keep=spec.checkpoint.keep,
                 checkpoint_at_end=True,
             ),
-            callbacks=[ForwardToLive()],
+            callbacks=[ForwardToLive(), pausing.EndWhenAllPaused(patience_s=STOP_PATIENCE_S)],
             verbose=0,
         ),
     )
@@ -226,18 +233,18 @@ def run_job(location: str, attempt: int, callbacks: list[tune.Callback] | None =
 def _watch_for_stop(directory: JobDirectory, attempt: int) -> Iterator[threading.Event]:
     """While Tune runs, end it gracefully once the job's directory holds a stop request.
 
-    SIGUSR1 is Tune's own "stop, saving the experiment state" signal: the trials end where they
-    are and `Tuner.restore` continues them. A request that came before Tune installed its
-    handler ends the process outright, which is a stop too. Yields an event set once seen.
+    Every running trial pauses at its next result, saving a checkpoint there, and no other
+    starts (`pausing.request_stop`); the run then ends (`pausing.EndWhenAllPaused`) and a
+    resume continues each trial from where it paused. Yields an event set once seen.
     """
     done, seen = threading.Event(), threading.Event()
 
     def watch() -> None:
         while not done.wait(STOP_POLL_S):
             if directory.stop_requested(attempt):
-                logger.info("stop requested: ending the Tune run")
+                logger.info("stop requested: pausing every trial with a checkpoint")
                 seen.set()
-                os.kill(os.getpid(), signal.SIGUSR1)
+                pausing.request_stop()
                 return
 
     watcher = threading.Thread(target=watch, name="rldojo-stop-watch", daemon=True)

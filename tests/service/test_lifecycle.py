@@ -182,6 +182,8 @@ def test_resume_continues_from_the_newest_checkpoint_with_continuous_rows(alice:
         wait_for_condition(lambda seen=seen: len(_iterations(alice, job.id)) >= seen + 8, 180)
         assert alice.stop(job.id, wait_s=120).status == "STOPPED"
         newest = _newest_checkpoint(alice, job.id)
+        # the trial paused with a checkpoint at its last iteration: nothing to redo
+        assert newest == _iterations(alice, job.id)[-1]
         alice.resume(job.id)
         resumed = wait_for_condition(
             lambda: [
@@ -229,6 +231,8 @@ def test_a_high_job_preempts_a_low_one_which_resumes_where_it_was(
     assert preempted.status in ("STOPPING", "QUEUED")
     assert urgent.id in preempted.message or preempted.status == "QUEUED"
     assert alice.job(first.id).status == "RUNNING"  # the older low job keeps running
+    wait_for_condition(lambda: alice.job(second.id).status == "QUEUED", 120)  # its driver gone
+    reached = _iterations(alice, second.id)[-1]
     assert bob.wait(urgent.id, timeout=300).status == "SUCCEEDED"
 
     # Once the high job is done the preempted one resumes from its checkpoint.
@@ -237,6 +241,8 @@ def test_a_high_job_preempts_a_low_one_which_resumes_where_it_was(
     )
     kept = {c.iteration for c in alice.checkpoints(second.id)}
     assert resumed[0][metrics.ITERATION] - 1 in kept
+    # it paused with a checkpoint where it was preempted: no iteration is run twice
+    assert resumed[0][metrics.ITERATION] == reached + 1, (reached, resumed[0])
     iterations = _iterations(alice, second.id)
     assert iterations == list(range(1, len(iterations) + 1))
     for job in (first, second):
