@@ -22,12 +22,10 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import gymnasium as gym
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
@@ -38,81 +36,24 @@ from pydantic_core import PydanticCustomError
 
 import algorithms
 import envs
+from service.spec_parts import (
+    MAX_SEED,
+    CheckpointSpec,
+    ChoiceSearch,
+    GridSearch,
+    Priority,
+    ResourcesSpec,
+    SearchDomain,
+    StopSpec,
+    StrictModel,
+    Tag,
+    UniformSearch,
+)
 
 MAX_TRIALS = 100  # trials one job may run (grid points x num_samples)
-MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are unsigned 32-bit
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class StopSpec(_Strict):
-    """When to stop; training stops at the first criterion met.
-
-    A spec with none of `iterations`, `env_steps` and `seconds` (`return_mean` alone may never
-    be reached) gets the default stop of its algorithm and env (`algorithms.default_stop`).
-    """
-
-    iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    env_steps: Annotated[int, Field(ge=1, le=100_000_000_000)] | None = None
-    return_mean: float | None = None
-    seconds: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
-
-    @property
-    def bounded(self) -> bool:
-        """True when a criterion is sure to be met: iterations, env steps or seconds."""
-        return not (self.iterations is None and self.env_steps is None and self.seconds is None)
-
-
-class ResourcesSpec(_Strict):
-    """Ray resources per trial; None keeps the algorithm's default.
-
-    `placement` is how the trial's Ray bundles (its main process, EnvRunners, learners) go onto
-    nodes: "SPREAD" over as many nodes as possible (a lost node takes fewer of them, and its
-    EnvRunners are restarted elsewhere), or "PACK" onto as few as possible (RLlib's default).
-    """
-
-    env_runners: Annotated[int, Field(ge=0, le=256)] | None = None
-    learners: Annotated[int, Field(ge=0, le=64)] | None = None
-    gpus_per_learner: Annotated[float, Field(ge=0, le=8)] | None = None
-    placement: Literal["PACK", "SPREAD"] | None = None
-    concurrent_trials: Annotated[int, Field(ge=1, le=100)] | None = Field(
-        default=None,
-        description="Trials run at once (the job holds that many trials' resources while it "
-        "runs); None: as many as fit the cluster.",
-    )
-
-
-class CheckpointSpec(_Strict):
-    """Checkpoint every `every` iterations (and at the end); keep the best `keep`."""
-
-    every: Annotated[int, Field(ge=1)] = 10
-    keep: Annotated[int, Field(ge=1)] = 3
-
-
-class GridSearch(_Strict):
-    grid: Annotated[list[Any], Field(min_length=1)]
-
-
-class ChoiceSearch(_Strict):
-    choice: Annotated[list[Any], Field(min_length=1)]
-
-
-class UniformSearch(_Strict):
-    uniform: Annotated[list[float], Field(min_length=2, max_length=2)]
-
-
-class LogUniformSearch(_Strict):
-    loguniform: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]
-
-
-SearchDomain = GridSearch | ChoiceSearch | UniformSearch | LogUniformSearch
-Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
-Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
-
-
-class JobSpec(_Strict):
+class JobSpec(StrictModel):
     """One training job: an algorithm on an env, its overrides, stop criteria and resources."""
 
     algorithm: str
@@ -334,11 +275,15 @@ def parse_spec(data: Any) -> JobSpec:
 def _cross_field_problems(
     data: dict[str, Any], spec: JobSpec | None, reported: set[tuple[str, ...]]
 ) -> tuple[list[Problem], dict[str, Any]]:
-    """The checks that need several fields, run on whatever fields are themselves valid."""
-    algorithm = data.get("algorithm")
-    if algorithm not in algorithms.ALGORITHMS:
+    """The checks that need several fields, run on whatever fields are themselves valid: each
+    field's own type and range are checked first (`reported` holds the fields that failed), so
+    nothing here meets a list where a name should be."""
+    if ("algorithm",) in reported:
         return [], {}
-    env_id = spec.env_id if spec else data.get("env") or algorithms.get(algorithm).default_env
+    algorithm: str = data["algorithm"]
+    env_id = spec.env_id if spec else algorithms.get(algorithm).default_env
+    if ("env",) not in reported and spec is None:
+        env_id = data.get("env") or env_id
     usable = {
         field: isinstance(data.get(field, {}), dict) and (field,) not in reported
         for field in ("env_config", "config", "search")

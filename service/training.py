@@ -33,7 +33,8 @@ from algorithms.common import metrics
 from algorithms.common.devices import learner_gpus
 from service import quiet
 from service.jobdir import JobDirectory, finite_float
-from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
+from service.spec import JobSpec
+from service.spec_parts import ChoiceSearch, GridSearch, LogUniformSearch, SearchDomain
 from service.status import root_cause
 
 logger = logging.getLogger(__name__)

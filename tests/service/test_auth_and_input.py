@@ -185,3 +185,12 @@ def test_public_bind_without_tokens_is_refused(tmp_path: object) -> None:
     )
     assert done.returncode == 2
     assert "refusing to bind to 0.0.0.0 without API tokens" in done.stderr
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/validate"])
+@pytest.mark.parametrize("body", [{"algorithm": []}, {"algorithm": {}}, ["q_learning"]])
+def test_a_mistyped_body_is_a_422_naming_the_field(server: Server, path: str, body: object) -> None:
+    answer = _raw(server, "POST", path, json=body)
+    assert answer.status_code == 422, answer.text
+    located = [e["loc"] for e in answer.json()["detail"]]
+    assert located == [["body", "algorithm"]] if isinstance(body, dict) else located == [["body"]]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from algorithms.common.devices import learner_gpus
 from service.spec import JobSpec, SpecError, parse_spec
@@ -110,3 +112,36 @@ def test_settings_follow_the_env_and_the_users_values_win():
     assert config.num_gpus_per_learner == learner_gpus() == 0
     asked = parse_spec({"algorithm": "dqn", "resources": {"gpus_per_learner": 0}})
     assert build_config(asked).num_gpus_per_learner == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"algorithm": []}, {"algorithm": {}}, {"algorithm": 3}, {}, ["q_learning"], "q_learning"],
+)
+def test_a_mistyped_algorithm_is_a_field_error_not_a_crash(body):
+    with pytest.raises(SpecError) as refused:
+        parse_spec(body)
+    assert refused.value.errors[0]["loc"] in (["algorithm"], [])
+
+
+# Any JSON at all, at the spec's own keys: parse_spec answers a spec or a SpecError, nothing else.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_fields = ["env", "env_config", "config", "seed", "stop", "resources", "checkpoint", "search"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    algorithm=st.sampled_from(["q_learning", "dqn"]) | _json,
+    rest=st.dictionaries(st.sampled_from(_fields + ["num_samples", "name", "tags"]), _json),
+)
+def test_any_json_is_a_spec_or_a_spec_error(algorithm, rest):
+    try:
+        parse_spec({"algorithm": algorithm, **rest})
+    except SpecError as error:
+        assert all(isinstance(item["loc"], list) and item["msg"] for item in error.errors)
