@@ -49,6 +49,7 @@ from service.spec_parts import (
     Tag,
     UniformSearch,
 )
+from service.text import REFUSED_MESSAGE, PlainText, control_in
 
 MAX_TRIALS = 100  # trials one job may run (grid points x num_samples)
 
@@ -56,8 +57,10 @@ MAX_TRIALS = 100  # trials one job may run (grid points x num_samples)
 class JobSpec(StrictModel):
     """One training job: an algorithm on an env, its overrides, stop criteria and resources."""
 
-    algorithm: str
-    env: str | None = Field(default=None, description="Env id; the algorithm's default if null.")
+    algorithm: PlainText
+    env: PlainText | None = Field(
+        default=None, description="Env id; the algorithm's default if null."
+    )
     env_config: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
@@ -69,7 +72,7 @@ class JobSpec(StrictModel):
     priority: Priority = Field(
         default="normal", description="The queue's order: high jobs start first (and preempt)."
     )
-    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    name: Annotated[PlainText, Field(min_length=1, max_length=128)] | None = None
     tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
     shared: bool = Field(
         default=False,
@@ -254,9 +257,14 @@ def parse_spec(data: Any) -> JobSpec:
     """
     if not isinstance(data, dict):
         raise SpecError([{"loc": [], "msg": "a job spec is a JSON object"}])
+    # Before anything reads the values: a control character is refused wherever it is (nothing
+    # of such a spec may reach storage), and NaN or infinity where a number is.
+    unusable = [{"loc": list(location), "msg": REFUSED_MESSAGE} for location in control_in(data)]
     bad = _non_finite(data)
     if bad is not None:
-        raise SpecError([{"loc": list(bad), "msg": "NaN and infinities are not numbers here"}])
+        unusable.append({"loc": list(bad), "msg": "NaN and infinities are not numbers here"})
+    if unusable:
+        raise SpecError(unusable)
     try:
         spec: JobSpec | None = JobSpec.model_validate(data)
         found: list[dict[str, Any]] = []

@@ -18,6 +18,7 @@ from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar, SpecCheckOut
 from service.spec import SpecError, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
+from service.text import PlainText
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid token"},
@@ -88,7 +89,7 @@ def validate_job(
     )
 
 
-Filter = Annotated[str | None, Query(max_length=200)]
+Filter = Annotated[PlainText | None, Query(max_length=200)]
 
 
 @router.get("")
@@ -104,10 +105,10 @@ def list_jobs(
     env: Filter = None,
     tag: Filter = None,
     game: Annotated[
-        str | None, Query(max_length=200, description="Only jobs playing this ALE game")
+        PlainText | None, Query(max_length=200, description="Only jobs playing this ALE game")
     ] = None,
     owned_by: Annotated[
-        str | None,
+        PlainText | None,
         Query(alias="owner", max_length=128, description="Only this owner's (shared) jobs"),
     ] = None,
     shared: Annotated[
