@@ -40,10 +40,14 @@ def get_store(request: Request) -> Store:
 
 
 def current_owner(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The owner the bearer token names; 401 without a valid token when auth is on."""
+    """The owner the bearer token names; 401 without a valid token when auth is on, 400 for
+    a request with more than one `Authorization` header (which one would it be?)."""
+    if len(request.headers.getlist("authorization")) > 1:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "more than one Authorization header")
     if not settings.auth_enabled:
         return LOCAL_OWNER
     if credentials is not None:

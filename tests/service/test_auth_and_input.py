@@ -194,3 +194,16 @@ def test_a_mistyped_body_is_a_422_naming_the_field(server: Server, path: str, bo
     assert answer.status_code == 422, answer.text
     located = [e["loc"] for e in answer.json()["detail"]]
     assert located == [["body", "algorithm"]] if isinstance(body, dict) else located == [["body"]]
+
+
+@pytest.mark.parametrize("second", [ALICE, BOB, "not-a-token"])
+def test_two_authorization_headers_are_a_400(server: Server, second: str) -> None:
+    headers = [("Authorization", f"Bearer {ALICE}"), ("Authorization", f"Bearer {second}")]
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for method, path in [("GET", "/v1/jobs"), ("POST", "/v1/jobs/validate")]:
+            request = http.build_request(method, path, headers=headers, json={})
+            assert len(request.headers.get_list("authorization")) == 2  # sent as two lines
+            answer = http.send(request)
+            assert answer.status_code == 400, answer.text
+            assert "Authorization" in answer.json()["detail"]
+        assert http.get("/v1/jobs", headers={"Authorization": f"Bearer {ALICE}"}).status_code == 200
