@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are unsigned 32-bit
+MAX_ITERATIONS = 10_000_000  # of one job; a checkpoint interval is no longer
+MAX_CHECKPOINTS_KEPT = 1_000
 
 
 class StrictModel(BaseModel):
@@ -23,7 +25,7 @@ class StopSpec(StrictModel):
     be reached) gets the default stop of its algorithm and env (`algorithms.default_stop`).
     """
 
-    iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    iterations: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] | None = None
     env_steps: Annotated[int, Field(ge=1, le=100_000_000_000)] | None = None
     return_mean: float | None = None
     seconds: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
@@ -56,8 +58,8 @@ class ResourcesSpec(StrictModel):
 class CheckpointSpec(StrictModel):
     """Checkpoint every `every` iterations (and at the end); keep the best `keep`."""
 
-    every: Annotated[int, Field(ge=1)] = 10
-    keep: Annotated[int, Field(ge=1)] = 3
+    every: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] = 10
+    keep: Annotated[int, Field(ge=1, le=MAX_CHECKPOINTS_KEPT)] = 3
 
 
 class GridSearch(StrictModel):

@@ -207,3 +207,28 @@ def test_two_authorization_headers_are_a_400(server: Server, second: str) -> Non
             assert answer.status_code == 400, answer.text
             assert "Authorization" in answer.json()["detail"]
         assert http.get("/v1/jobs", headers={"Authorization": f"Bearer {ALICE}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("patch", "location"),
+    [
+        ({"resources": {"env_runners": 3}}, ["body", "resources", "env_runners"]),
+        ({"resources": {"learners": 1, "gpus_per_learner": 8}}, ["body", "resources"]),
+        (
+            {"config": {"episodes_per_iteration": 10**12}},
+            ["body", "config", "episodes_per_iteration"],
+        ),
+        ({"checkpoint": {"every": 10**29}}, ["body", "checkpoint", "every"]),
+    ],
+)
+def test_validate_answers_what_submit_would(
+    server: Server, alice: Client, patch: dict, location: list
+) -> None:
+    spec = {"algorithm": "q_learning", "stop": {"iterations": 3}, **patch}
+    jobs_before = len(alice.jobs())
+    checked = _raw(server, "POST", "/v1/jobs/validate", json=spec)
+    submitted = _raw(server, "POST", "/v1/jobs", json=spec)
+    assert checked.status_code == submitted.status_code == 422, (checked.text, submitted.text)
+    assert checked.json() == submitted.json()
+    assert any(e["loc"][: len(location)] == location for e in checked.json()["detail"])
+    assert len(alice.jobs()) == jobs_before

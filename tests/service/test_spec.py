@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import algorithms
 from algorithms.common.devices import learner_gpus
 from service.spec import JobSpec, SpecError, parse_spec
 from service.training import build_config, param_space, resolved_config, stop_criteria
@@ -145,3 +146,46 @@ def test_any_json_is_a_spec_or_a_spec_error(algorithm, rest):
         parse_spec({"algorithm": algorithm, **rest})
     except SpecError as error:
         assert all(isinstance(item["loc"], list) and item["msg"] for item in error.errors)
+
+
+@pytest.mark.parametrize(
+    ("patch", "location"),
+    [
+        ({"config": {"episodes_per_iteration": 10**12}}, ["config", "episodes_per_iteration"]),
+        ({"checkpoint": {"every": 10**29}}, ["checkpoint", "every"]),
+        ({"checkpoint": {"keep": 10**9}}, ["checkpoint", "keep"]),
+        ({"stop": {"iterations": 10**18}}, ["stop", "iterations"]),
+        ({"stop": {"env_steps": 10**15}}, ["stop", "env_steps"]),
+        (
+            {"search": {"episodes_per_iteration": {"grid": [1, 10**9]}}},
+            ["search", "episodes_per_iteration"],
+        ),
+        (
+            {"algorithm": "value_iteration", "config": {"sweeps_per_iteration": 10**7}},
+            ["config", "sweeps_per_iteration"],
+        ),
+        (
+            {"algorithm": "a3c", "config": {"gradients_per_iteration": 10**7}},
+            ["config", "gradients_per_iteration"],
+        ),
+        (
+            {"algorithm": "dqn", "config": {"updates_per_env_step": 1e9}},
+            ["config", "updates_per_env_step"],
+        ),
+        (
+            {"algorithm": "dqn", "config": {"replay_capacity": 10**12}},
+            ["config", "replay_capacity"],
+        ),
+    ],
+)
+def test_work_without_end_is_refused_naming_the_field(patch, location):
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"algorithm": "q_learning", **patch})
+    assert location in [error["loc"] for error in refused.value.errors]
+    assert "less than or equal" in str(refused.value)
+
+
+def test_the_bounds_leave_every_preset_valid():
+    for name in algorithms.ALGORITHMS:
+        for env_id in algorithms.get(name).envs:
+            parse_spec({"algorithm": name, "env": env_id})
