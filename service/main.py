@@ -37,6 +37,7 @@ from service.api.routes import (
 from service.cluster import ClusterUnavailableError, RayJobs
 from service.evaluations import EvaluationService
 from service.jobs import ConflictError, JobService
+from service.security import SECURITY_HEADERS, SecurityHeaders
 from service.settings import Settings
 from service.spec import JobSpec
 from service.status import JobStatus
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     _add_error_handlers(app)
     _add_metrics(app, store)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, a 413 included
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -154,7 +156,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error (see server log)")
+        # Answered outside every middleware (Starlette's ServerErrorMiddleware): headers here.
+        internal = status.HTTP_500_INTERNAL_SERVER_ERROR
+        return _error(internal, "internal error (see server log)", SECURITY_HEADERS)
 
 
 def _add_metrics(app: FastAPI, store: Store) -> None:
