@@ -27,6 +27,7 @@ from service.api.routes import (
     checkpoints,
     compare,
     curves,
+    docs,
     evaluations,
     exports,
     health,
@@ -81,6 +82,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="Submit, monitor, stop, resume and evaluate RL training jobs on Ray.",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed Swagger UI instead (service.api.routes.docs)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -99,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(health.router)
     page.mount(app)
+    docs.mount(app)
     _add_error_handlers(app)
     _add_metrics(app, store)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

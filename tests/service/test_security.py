@@ -1,6 +1,9 @@
-"""Security headers on every answer of the real server."""
+"""Security headers on every answer of the real server, and the API docs served from the
+installed Swagger UI with nothing loaded from elsewhere."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 import pytest
@@ -37,3 +40,18 @@ def test_every_answer_carries_the_security_headers(
     assert len(policies) == 1 and "frame-ancestors 'none'" in policies[0]
     if path not in ("/", "/docs"):
         assert policies[0] == SECURITY_HEADERS["Content-Security-Policy"]
+
+
+def test_the_docs_load_only_from_the_server(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/docs", timeout=60)
+    assert answer.status_code == 200 and "swagger-ui" in answer.text
+    assert re.findall(r"https?://", answer.text) == []  # every URL is the server's own path
+    policy = answer.headers["Content-Security-Policy"]
+    assert "http" not in policy and "script-src 'self' 'sha256-" in policy
+    assets = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
+    assert {asset.rsplit(".", 1)[-1] for asset in assets} == {"js", "css", "png"}
+    for asset in assets:
+        loaded = httpx.get(f"{server.url}{asset}", timeout=60)
+        assert loaded.status_code == 200 and len(loaded.content) > 100, asset
+    assert "/openapi.json" in answer.text
+    assert httpx.get(f"{server.url}/redoc", timeout=60).status_code == 404
