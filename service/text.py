@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 # Cc: C0 and C1 controls (NUL, tab, CR, LF, ESC, DEL...); Cs: lone surrogates (not UTF-8).
@@ -46,7 +46,11 @@ def plain_text(text: str) -> str:
     return text
 
 
-PlainText = Annotated[str, AfterValidator(plain_text)]
+# What the OpenAPI document says of such a string (the C0 and C1 controls; the check is above).
+SCHEMA_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+PlainText = Annotated[
+    str, AfterValidator(plain_text), Field(json_schema_extra={"pattern": SCHEMA_PATTERN})
+]
 
 
 def control_in(value: Any, location: Location = ()) -> list[Location]:
