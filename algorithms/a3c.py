@@ -46,7 +46,7 @@ from algorithms.actor_critic import (
     SharedActorCriticHyperparameters,
 )
 from algorithms.actor_critic_learner import actor_critic_loss
-from algorithms.common.config import Count, Preset
+from algorithms.common.config import PerIteration, Preset
 from algorithms.common.returns import ADVANTAGES, VALUE_TARGETS, episode_advantages
 
 A3C = "a3c"  # namespace of A3C's own metrics in the result dict
@@ -90,10 +90,10 @@ class A3CHyperparameters(
     """A3C's hyperparameters: the actor-critic ones, with the book's v2 Breakout defaults (6.3),
     and its asynchronous rollouts."""
 
-    t_max: Count = Field(  # book: 20
+    t_max: PerIteration = Field(  # book: 20
         20, description="Most env steps a worker samples before it computes and sends a gradient."
     )
-    gradients_per_iteration: Count = Field(
+    gradients_per_iteration: PerIteration = Field(
         50, description="Least worker gradients applied per training iteration."
     )
 

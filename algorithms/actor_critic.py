@@ -44,6 +44,7 @@ from algorithms.common.config import (
     Count,
     Hyperparameters,
     NonNegative,
+    PerIteration,
     Positive,
     Preset,
     Probability,
@@ -127,7 +128,7 @@ class SharedActorCriticHyperparameters(Hyperparameters):
 class ActorCriticHyperparameters(SharedActorCriticHyperparameters):
     """Actor-critic's hyperparameters: the shared ones and its synchronous rollouts."""
 
-    rollout_length: Count = Field(  # book: 1
+    rollout_length: PerIteration = Field(  # book: 1
         32, description="Env steps each EnvRunner samples per update."
     )
 

@@ -37,7 +37,13 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 import envs
-from algorithms.common.config import Count, Hyperparameters, Positive, Probability
+from algorithms.common.config import (
+    Count,
+    Hyperparameters,
+    PerIteration,
+    Positive,
+    Probability,
+)
 from algorithms.common.hyperparameter_config import HyperparameterConfig
 from algorithms.common.q_network import EpsilonGreedyQModule
 from algorithms.common.schedules import EpsilonSchedule
@@ -62,7 +68,7 @@ class DeepSarsaHyperparameters(Hyperparameters):
     init: Literal["glorot_uniform", "he_uniform", "torch"] = Field(  # Keras's default, the book's
         "glorot_uniform", description="Weight initialisation: glorot_uniform, he_uniform or torch."
     )
-    rollout_fragment_length: Count = Field(  # RLlib's EnvRunner setting (book: 1)
+    rollout_fragment_length: PerIteration = Field(  # RLlib's EnvRunner setting (book: 1)
         1, description="Env steps played between two rounds of updates."
     )
 

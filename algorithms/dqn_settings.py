@@ -19,6 +19,7 @@ from algorithms.common.config import (
     Count,
     Hyperparameters,
     NonNegative,
+    PerIteration,
     Positive,
     Preset,
     Probability,
@@ -46,7 +47,7 @@ class DQNHyperparameters(Hyperparameters):
         1_000, description="Env steps sampled before the first gradient step (the warm-up)."
     )
     updates_per_env_step: Positive = Field(  # book: 1
-        1.0, description="Gradient steps per env step sampled after the warm-up."
+        1.0, le=1_000, description="Gradient steps per env step sampled after the warm-up."
     )
     target_update_freq: Steps = Field(  # book 5.2: 0; 6.2: 10,000
         0, description="Env steps between target-network copies; 0 copies at episode ends."
@@ -123,7 +124,7 @@ class DQNHyperparameters(Hyperparameters):
         description="Precision of the EnvRunners' greedy actions (auto: bfloat16 if native).",
     )
     # RLlib's own EnvRunner settings (which `env_runners()` sets as the same attributes):
-    rollout_fragment_length: Count = Field(
+    rollout_fragment_length: PerIteration = Field(
         4, description="Env steps per env between learning phases."
     )
     num_envs_per_env_runner: Count = Field(

@@ -31,7 +31,14 @@ from ray.rllib.utils.metrics import (
 )
 
 import envs
-from algorithms.common.config import Count, Hyperparameters, NonNegative, Positive, Probability
+from algorithms.common.config import (
+    Count,
+    Hyperparameters,
+    NonNegative,
+    PerIteration,
+    Positive,
+    Probability,
+)
 from algorithms.common.hyperparameter_config import HyperparameterConfig
 from algorithms.reinforce_learner import ReinforceTorchLearner
 from algorithms.reinforce_rl_module import ReinforceTorchRLModule
@@ -42,7 +49,7 @@ class ReinforceHyperparameters(Hyperparameters):
 
     gamma: Probability = Field(0.99, description="Discount factor of future rewards.")
     lr: Positive = Field(1e-3, description="Adam learning rate.")  # book: 1e-3
-    episodes_per_iteration: Count = Field(  # book: 1
+    episodes_per_iteration: PerIteration = Field(  # book: 1
         1, description="Whole episodes sampled per policy update."
     )
     normalise_returns: bool = Field(  # book: yes

@@ -18,6 +18,7 @@ import json
 import os
 import tarfile
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,15 +75,22 @@ class Client:
         url: the server; default `RLDOJO_URL` or http://127.0.0.1:8000.
         token: a bearer token; default `RLDOJO_TOKEN`.
         timeout: seconds per request (streams have no read timeout).
+        transport: the httpx transport (default: httpx's own, over the network).
     """
 
     def __init__(
-        self, url: str | None = None, token: str | None = None, timeout: float = 60.0
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = (url or os.environ.get("RLDOJO_URL") or "http://127.0.0.1:8000").rstrip("/")
         token = token or os.environ.get("RLDOJO_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -116,14 +124,30 @@ class Client:
 
     # ---- jobs -------------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec | dict[str, Any]) -> JobOut:
+    def submit(
+        self,
+        spec: JobSpec | dict[str, Any],
+        idempotency_key: str | None = None,
+        retries: int = 2,
+    ) -> JobOut:
         """Submit a job spec; returns the job record (its `id` names it from now on).
 
         Args:
             spec: A `JobSpec` (the schema, `service.spec_model`; what it leaves unset the
                 server fills in) or its JSON form; the server checks it whole either way.
+            idempotency_key: The request's `Idempotency-Key` (a new random one per call if
+                None): a connection lost before the answer is tried again, up to `retries`
+                times, with the same key, so a retry gets the job the first try made, never a
+                second job.
         """
-        return self._one(JobOut, "POST", "/v1/jobs", json=_spec_json(spec))
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        body = _spec_json(spec)
+        for _retry in range(retries):
+            try:
+                return self._one(JobOut, "POST", "/v1/jobs", json=body, headers=headers)
+            except httpx.TransportError:  # sent, or not: the same key makes it safe to ask again
+                time.sleep(0.5)
+        return self._one(JobOut, "POST", "/v1/jobs", json=body, headers=headers)
 
     def jobs(
         self,

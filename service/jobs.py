@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import IntegrityError
 
-from service import cluster, compiler, lifecycle, scheduler
+from service import cluster, compiler, idempotency, lifecycle, scheduler
 from service.admission import (
     Capacity,
     check_fits,
@@ -129,11 +130,22 @@ class JobService:
         check_quota(spec, cpus, gpus, quota)
         return Admitted(compiled.model_copy(update={"spec": spec}), cpus, gpus)
 
-    def submit(self, *, owner: str, spec: JobSpec) -> JobRecord:
-        """Admit the job, write its spec and compiled job to its directory, and queue it.
+    def submit(
+        self, *, owner: str, spec: JobSpec, idempotency_key: str | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Admit the job, write its spec and compiled job to its directory, and queue it;
+        returns it and True. The owner's job submitted with `idempotency_key` before (with the
+        same spec) is returned instead, with False: nothing is written or started again.
 
         Nothing stays on storage when the record cannot be written.
+
+        Raises:
+            KeyReusedError: the key came before with another spec.
         """
+        request = idempotency.fingerprint(spec)
+        earlier = idempotency.earlier_job(self.store, owner, idempotency_key, request)
+        if earlier is not None:
+            return earlier, False
         admitted = self.check(owner=owner, spec=spec)
         spec = admitted.spec
         job_id = new_id()
@@ -156,12 +168,20 @@ class JobService:
                 shared=spec.shared,
                 cpus=admitted.cpus,
                 gpus=admitted.gpus,
+                idempotency_key=idempotency_key,
+                request_fingerprint=request,
             )
-        except Exception:
+        except Exception as error:
             directory.delete()
-            raise
+            # A submit with the same key won the race to the unique index: answer its job.
+            if not isinstance(error, IntegrityError) or idempotency_key is None:
+                raise
+            raced = idempotency.earlier_job(self.store, owner, idempotency_key, request)
+            if raced is None:
+                raise
+            return raced, False
         self.schedule()
-        return self.get(job_id)
+        return self.get(job_id), True
 
     def update(self, *, job: JobRecord, changes: dict[str, Any]) -> JobRecord:
         """Change a job's priority, name, tags or sharing (PATCH); the queue re-orders.

@@ -27,6 +27,7 @@ from service.api.routes import (
     checkpoints,
     compare,
     curves,
+    docs,
     evaluations,
     exports,
     health,
@@ -37,6 +38,7 @@ from service.api.routes import (
 from service.cluster import ClusterUnavailableError, RayJobs
 from service.evaluations import EvaluationService
 from service.jobs import ConflictError, JobService
+from service.security import SECURITY_HEADERS, SecurityHeaders
 from service.settings import Settings
 from service.spec import JobSpec
 from service.status import JobStatus
@@ -80,6 +82,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="Submit, monitor, stop, resume and evaluate RL training jobs on Ray.",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed Swagger UI instead (service.api.routes.docs)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -98,9 +102,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(health.router)
     page.mount(app)
+    docs.mount(app)
     _add_error_handlers(app)
     _add_metrics(app, store)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, a 413 included
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -154,7 +160,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error (see server log)")
+        # Answered outside every middleware (Starlette's ServerErrorMiddleware): headers here.
+        internal = status.HTTP_500_INTERNAL_SERVER_ERROR
+        return _error(internal, "internal error (see server log)", SECURITY_HEADERS)
 
 
 def _add_metrics(app: FastAPI, store: Store) -> None:

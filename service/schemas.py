@@ -13,12 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.status import PRIORITIES, JobStatus
+from service.text import PlainText
 
 Priority = Literal["low", "normal", "high"]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 
 Scalar = float | int | str | bool | None
-Id = Annotated[str, Field(min_length=1, max_length=64)]
+Id = Annotated[PlainText, Field(min_length=1, max_length=64)]
 
 
 class APIModel(BaseModel):
@@ -113,7 +114,7 @@ class JobUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: Priority | None = None
-    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    name: Annotated[PlainText, Field(min_length=1, max_length=128)] | None = None
     tags: Annotated[list[Tag], Field(max_length=20)] | None = None
     shared: bool | None = None
 
@@ -235,7 +236,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://")]
-    secret: Annotated[str, Field(min_length=16, max_length=128)] | None = Field(
+    secret: Annotated[PlainText, Field(min_length=16, max_length=128)] | None = Field(
         default=None, description="The HMAC-SHA256 key; one is made when left out"
     )
 

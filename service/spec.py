@@ -45,6 +45,7 @@ from service.spec_model import (
     Tag,
     UniformSearch,
 )
+from service.text import REFUSED_MESSAGE, control_in
 
 MAX_TRIALS = 100  # trials one job may run (grid points x num_samples)
 
@@ -232,9 +233,14 @@ def parse_spec(data: Any) -> JobSpec:
     """
     if not isinstance(data, dict):
         raise SpecError([{"loc": [], "msg": "a job spec is a JSON object"}])
+    # Before anything reads the values: a control character is refused wherever it is (nothing
+    # of such a spec may reach storage), and NaN or infinity where a number is.
+    unusable = [{"loc": list(location), "msg": REFUSED_MESSAGE} for location in control_in(data)]
     bad = _non_finite(data)
     if bad is not None:
-        raise SpecError([{"loc": list(bad), "msg": "NaN and infinities are not numbers here"}])
+        unusable.append({"loc": list(bad), "msg": "NaN and infinities are not numbers here"})
+    if unusable:
+        raise SpecError(unusable)
     unknown = _registry_problems(data)
     try:
         spec: JobSpec | None = JobSpec.model_validate(data)
@@ -256,11 +262,15 @@ def parse_spec(data: Any) -> JobSpec:
 def _cross_field_problems(
     data: dict[str, Any], spec: JobSpec | None, reported: set[tuple[str, ...]]
 ) -> tuple[list[Problem], dict[str, Any]]:
-    """The checks that need several fields, run on whatever fields are themselves valid."""
-    algorithm = data.get("algorithm")
-    if algorithm not in algorithms.ALGORITHMS:
+    """The checks that need several fields, run on whatever fields are themselves valid: each
+    field's own type and range are checked first (`reported` holds the fields that failed), so
+    nothing here meets a list where a name should be."""
+    if ("algorithm",) in reported:
         return [], {}
-    env_id = spec.env_id if spec else data.get("env") or algorithms.get(algorithm).default_env
+    algorithm: str = data["algorithm"]
+    env_id = spec.env_id if spec else algorithms.get(algorithm).default_env
+    if ("env",) not in reported and spec is None:
+        env_id = data.get("env") or env_id
     usable = {
         field: isinstance(data.get(field, {}), dict) and (field,) not in reported
         for field in ("env_config", "config", "search")

@@ -18,7 +18,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.text import PlainText
+
 MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are unsigned 32-bit
+MAX_ITERATIONS = 10_000_000  # of one job; a checkpoint interval is no longer
+MAX_CHECKPOINTS_KEPT = 1_000
 
 
 class _Strict(BaseModel):
@@ -32,7 +36,7 @@ class StopSpec(_Strict):
     be reached) gets the default stop of its algorithm and env (`algorithms.default_stop`).
     """
 
-    iterations: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    iterations: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] | None = None
     env_steps: Annotated[int, Field(ge=1, le=100_000_000_000)] | None = None
     return_mean: float | None = None
     seconds: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
@@ -65,8 +69,8 @@ class ResourcesSpec(_Strict):
 class CheckpointSpec(_Strict):
     """Checkpoint every `every` iterations (and at the end); keep the best `keep`."""
 
-    every: Annotated[int, Field(ge=1)] = 10
-    keep: Annotated[int, Field(ge=1)] = 3
+    every: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] = 10
+    keep: Annotated[int, Field(ge=1, le=MAX_CHECKPOINTS_KEPT)] = 3
 
 
 class GridSearch(_Strict):
@@ -93,8 +97,10 @@ Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 class JobSpec(_Strict):
     """One training job: an algorithm on an env, its overrides, stop criteria and resources."""
 
-    algorithm: str
-    env: str | None = Field(default=None, description="Env id; the algorithm's default if null.")
+    algorithm: PlainText
+    env: PlainText | None = Field(
+        default=None, description="Env id; the algorithm's default if null."
+    )
     env_config: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
@@ -106,7 +112,7 @@ class JobSpec(_Strict):
     priority: Priority = Field(
         default="normal", description="The queue's order: high jobs start first (and preempt)."
     )
-    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    name: Annotated[PlainText, Field(min_length=1, max_length=128)] | None = None
     tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
     shared: bool = Field(
         default=False,

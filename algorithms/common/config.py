@@ -33,8 +33,14 @@ from pydantic.fields import FieldInfo
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=1)]
-Steps = Annotated[int, Field(ge=0)]  # a number of env steps that may be 0
+# Upper bounds, far above every setting of the book and the presets (a 1M-step replay, 1M decay
+# steps, 64 episodes an iteration), so that no value is a run that never ends, an iteration
+# that never ends, or a size nothing can allocate: the API refuses more, naming the key.
+MAX_COUNT = 100_000_000
+MAX_PER_ITERATION = 100_000  # episodes, sweeps, gradients or env steps in one iteration
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Steps = Annotated[int, Field(ge=0, le=MAX_COUNT)]  # a number of env steps that may be 0
+PerIteration = Annotated[int, Field(ge=1, le=MAX_PER_ITERATION)]  # the work of one iteration
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from ray.rllib.utils.metrics import (
 )
 
 import envs
-from algorithms.common.config import Count, Hyperparameters, NonNegative, Probability
+from algorithms.common.config import Hyperparameters, NonNegative, PerIteration, Probability
 from algorithms.common.hyperparameter_config import HyperparameterConfig
 from envs.grid_world import TabularModel
 
@@ -132,7 +132,7 @@ class SharedTabularHyperparameters(Hyperparameters):
     """What every tabular algorithm sets; the defaults are the book's (section 3)."""
 
     gamma: Probability = Field(0.9, description="Discount factor of future rewards.")
-    episodes_per_iteration: Count = Field(
+    episodes_per_iteration: PerIteration = Field(
         10, description="Whole episodes sampled per training iteration."
     )
 
@@ -155,7 +155,7 @@ class PlanningHyperparameters(
 ):
     """The dynamic-programming algorithms' hyperparameters (book sections 3.1, 3.2)."""
 
-    sweeps_per_iteration: Count = Field(  # a book button press
+    sweeps_per_iteration: PerIteration = Field(  # a book button press
         1, description="Most synchronous Bellman sweeps run per training iteration."
     )
     tolerance: NonNegative = Field(

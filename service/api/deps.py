@@ -12,6 +12,7 @@ from service.evaluations import EvaluationService
 from service.jobs import JobService
 from service.settings import Settings
 from service.store import EvaluationRecord, JobRecord, Store
+from service.text import PlainText
 
 LOCAL_OWNER = "local"  # the owner of everything when no tokens are configured (loopback only)
 
@@ -39,10 +40,14 @@ def get_store(request: Request) -> Store:
 
 
 def current_owner(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The owner the bearer token names; 401 without a valid token when auth is on."""
+    """The owner the bearer token names; 401 without a valid token when auth is on, 400 for
+    a request with more than one `Authorization` header (which one would it be?)."""
+    if len(request.headers.getlist("authorization")) > 1:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "more than one Authorization header")
     if not settings.auth_enabled:
         return LOCAL_OWNER
     if credentials is not None:
@@ -61,7 +66,8 @@ JobsDep = Annotated[JobService, Depends(get_jobs)]
 EvaluationsDep = Annotated[EvaluationService, Depends(get_evaluations)]
 StoreDep = Annotated[Store, Depends(get_store)]
 Owner = Annotated[str, Depends(current_owner)]
-JobId = Annotated[str, Path(description="A job id", max_length=64)]
+JobId = Annotated[PlainText, Path(description="A job id", max_length=64)]
+CheckpointId = Annotated[PlainText, Path(max_length=64, description="A checkpoint id or `best`")]
 
 
 def owned_job(job_id: JobId, owner: Owner, store: StoreDep) -> JobRecord:
@@ -82,7 +88,7 @@ def visible_job(job_id: JobId, owner: Owner, store: StoreDep) -> JobRecord:
 
 
 def owned_evaluation(
-    evaluation_id: Annotated[str, Path(max_length=64)],
+    evaluation_id: Annotated[PlainText, Path(max_length=64)],
     owner: Owner,
     store: StoreDep,
     evaluations: EvaluationsDep,

@@ -108,6 +108,12 @@ class Store(WebhookStore):
             events.job_changed(session, job, None)
         return job
 
+    def job_by_idempotency_key(self, *, owner: str, key: str) -> JobRecord | None:
+        """The owner's job submitted with `key`, or None."""
+        query = select(JobRecord).where(JobRecord.owner == owner, JobRecord.idempotency_key == key)
+        with self._session() as session:
+            return session.scalars(query).first()
+
     def get_job(self, *, job_id: str, owner: str | None = None) -> JobRecord | None:
         """The job `job_id`, or None when it does not exist or belongs to another owner."""
         with self._session() as session:

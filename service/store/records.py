@@ -6,7 +6,18 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.status import JobStatus
@@ -85,6 +96,14 @@ class JobRecord(Base):
     tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Readable (not changeable) by every owner: listed, compared, on the leaderboard.
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The submit's Idempotency-Key (unique per owner) and its spec's fingerprint: a retry with
+    # the same key and spec gets this job back, the same key with another spec is refused.
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        Index("ix_jobs_owner_idempotency_key", "owner", "idempotency_key", unique=True),
+    )
 
 
 class EvaluationRecord(Base):

@@ -185,3 +185,50 @@ def test_public_bind_without_tokens_is_refused(tmp_path: object) -> None:
     )
     assert done.returncode == 2
     assert "refusing to bind to 0.0.0.0 without API tokens" in done.stderr
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/validate"])
+@pytest.mark.parametrize("body", [{"algorithm": []}, {"algorithm": {}}, ["q_learning"]])
+def test_a_mistyped_body_is_a_422_naming_the_field(server: Server, path: str, body: object) -> None:
+    answer = _raw(server, "POST", path, json=body)
+    assert answer.status_code == 422, answer.text
+    located = [e["loc"] for e in answer.json()["detail"]]
+    assert located == [["body", "algorithm"]] if isinstance(body, dict) else located == [["body"]]
+
+
+@pytest.mark.parametrize("second", [ALICE, BOB, "not-a-token"])
+def test_two_authorization_headers_are_a_400(server: Server, second: str) -> None:
+    headers = [("Authorization", f"Bearer {ALICE}"), ("Authorization", f"Bearer {second}")]
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for method, path in [("GET", "/v1/jobs"), ("POST", "/v1/jobs/validate")]:
+            request = http.build_request(method, path, headers=headers, json={})
+            assert len(request.headers.get_list("authorization")) == 2  # sent as two lines
+            answer = http.send(request)
+            assert answer.status_code == 400, answer.text
+            assert "Authorization" in answer.json()["detail"]
+        assert http.get("/v1/jobs", headers={"Authorization": f"Bearer {ALICE}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("patch", "location"),
+    [
+        ({"resources": {"env_runners": 3}}, ["body", "resources", "env_runners"]),
+        ({"resources": {"learners": 1, "gpus_per_learner": 8}}, ["body", "resources"]),
+        (
+            {"config": {"episodes_per_iteration": 10**12}},
+            ["body", "config", "episodes_per_iteration"],
+        ),
+        ({"checkpoint": {"every": 10**29}}, ["body", "checkpoint", "every"]),
+    ],
+)
+def test_validate_answers_what_submit_would(
+    server: Server, alice: Client, patch: dict, location: list
+) -> None:
+    spec = {"algorithm": "q_learning", "stop": {"iterations": 3}, **patch}
+    jobs_before = len(alice.jobs())
+    checked = _raw(server, "POST", "/v1/jobs/validate", json=spec)
+    submitted = _raw(server, "POST", "/v1/jobs", json=spec)
+    assert checked.status_code == submitted.status_code == 422, (checked.text, submitted.text)
+    assert checked.json() == submitted.json()
+    assert any(e["loc"][: len(location)] == location for e in checked.json()["detail"])
+    assert len(alice.jobs()) == jobs_before

@@ -313,3 +313,29 @@ def test_compare_leaderboard_and_webhooks_views(
     expect(row).to_have_count(0)
     assert hook.id not in [h.id for h in alice.webhooks()]
     assert js_errors == []
+
+
+def test_the_api_docs_render_offline_under_their_csp(browser: Any, server: Server) -> None:
+    """Swagger UI from the package draws every route, breaking no rule of its CSP, and the tab
+    asks nothing of any host but the server."""
+    context = browser.new_context()
+    tab = context.new_page()
+    problems: list[str] = []
+    elsewhere: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(str(error)))
+    tab.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    tab.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith(server.url) else elsewhere.append(request.url)
+        ),
+    )
+    tab.goto(f"{server.url}/docs")
+    expect(tab.locator(".opblock-summary-path", has_text="/v1/jobs/{job_id}/stop")).to_be_visible()
+    tab.locator(".opblock-summary-path", has_text="/v1/jobs/validate").first.click()
+    expect(tab.locator(".opblock-body").first).to_be_visible()
+    context.close()
+    assert problems == [] and elsewhere == []

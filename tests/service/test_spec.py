@@ -5,7 +5,10 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import algorithms
 from algorithms.common.devices import learner_gpus
 from service.compiler import build_config, compile_job, stop_criteria
 from service.driver.run import param_space
@@ -146,3 +149,79 @@ def test_any_registered_id_is_a_jobs_env():
     assert pong.stop.env_steps == 10_000_000  # the Atari family's preset, as for Breakout
     lake = parse_spec({"algorithm": "q_learning", "env": "FrozenLake-v1"})
     assert lake.env == "FrozenLake-v1"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"algorithm": []}, {"algorithm": {}}, {"algorithm": 3}, {}, ["q_learning"], "q_learning"],
+)
+def test_a_mistyped_algorithm_is_a_field_error_not_a_crash(body):
+    with pytest.raises(SpecError) as refused:
+        parse_spec(body)
+    assert refused.value.errors[0]["loc"] in (["algorithm"], [])
+
+
+# Any JSON at all, at the spec's own keys: parse_spec answers a spec or a SpecError, nothing else.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_fields = ["env", "env_config", "config", "seed", "stop", "resources", "checkpoint", "search"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    algorithm=st.sampled_from(["q_learning", "dqn"]) | _json,
+    rest=st.dictionaries(st.sampled_from(_fields + ["num_samples", "name", "tags"]), _json),
+)
+def test_any_json_is_a_spec_or_a_spec_error(algorithm, rest):
+    try:
+        parse_spec({"algorithm": algorithm, **rest})
+    except SpecError as error:
+        assert all(isinstance(item["loc"], list) and item["msg"] for item in error.errors)
+
+
+@pytest.mark.parametrize(
+    ("patch", "location"),
+    [
+        ({"config": {"episodes_per_iteration": 10**12}}, ["config", "episodes_per_iteration"]),
+        ({"checkpoint": {"every": 10**29}}, ["checkpoint", "every"]),
+        ({"checkpoint": {"keep": 10**9}}, ["checkpoint", "keep"]),
+        ({"stop": {"iterations": 10**18}}, ["stop", "iterations"]),
+        ({"stop": {"env_steps": 10**15}}, ["stop", "env_steps"]),
+        (
+            {"search": {"episodes_per_iteration": {"grid": [1, 10**9]}}},
+            ["search", "episodes_per_iteration"],
+        ),
+        (
+            {"algorithm": "value_iteration", "config": {"sweeps_per_iteration": 10**7}},
+            ["config", "sweeps_per_iteration"],
+        ),
+        (
+            {"algorithm": "a3c", "config": {"gradients_per_iteration": 10**7}},
+            ["config", "gradients_per_iteration"],
+        ),
+        (
+            {"algorithm": "dqn", "config": {"updates_per_env_step": 1e9}},
+            ["config", "updates_per_env_step"],
+        ),
+        (
+            {"algorithm": "dqn", "config": {"replay_capacity": 10**12}},
+            ["config", "replay_capacity"],
+        ),
+    ],
+)
+def test_work_without_end_is_refused_naming_the_field(patch, location):
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"algorithm": "q_learning", **patch})
+    assert location in [error["loc"] for error in refused.value.errors]
+    assert "less than or equal" in str(refused.value)
+
+
+def test_the_bounds_leave_every_preset_valid():
+    for name in algorithms.ALGORITHMS:
+        for env_id in algorithms.get(name).envs:
+            parse_spec({"algorithm": name, "env": env_id})

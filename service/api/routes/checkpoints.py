@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import StreamingResponse
 
-from service.api.deps import JobsDep, VisibleJob
+from service.api.deps import CheckpointId, JobsDep, VisibleJob
 from service.api.routes.jobs import ERRORS
 from service.schemas import CheckpointOut
 
@@ -38,7 +36,7 @@ def list_checkpoints(job: VisibleJob, jobs: JobsDep) -> list[CheckpointOut]:
 def checkpoint_archive(
     job: VisibleJob,
     jobs: JobsDep,
-    checkpoint_id: Annotated[str, Path(max_length=64, description="A checkpoint id or `best`")],
+    checkpoint_id: CheckpointId,
 ) -> StreamingResponse:
     """The checkpoint directory as a streamed .tar.gz (`rldojo evaluate` takes it unpacked)."""
     directory = jobs.directory(job)

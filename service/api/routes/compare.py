@@ -20,6 +20,7 @@ from service.api.routes.jobs import ERRORS, job_out
 from service.schemas import CompareCurve, CompareOut, LeaderboardEntry
 from service.status import JobStatus
 from service.store import EvaluationRecord, JobRecord, Store
+from service.text import PlainText
 
 router = APIRouter(prefix="/v1", tags=["compare"], responses=ERRORS)
 
@@ -55,9 +56,9 @@ def compare(
     owner: Owner,
     store: StoreDep,
     jobs: JobsDep,
-    ids: Annotated[str, Query(max_length=2000, description="Job ids, comma-separated")],
-    metric: Annotated[str, Query(max_length=200)] = metrics.EPISODE_RETURN_MEAN,
-    x: Annotated[str, Query(max_length=200)] = metrics.ENV_STEPS,
+    ids: Annotated[PlainText, Query(max_length=2000, description="Job ids, comma-separated")],
+    metric: Annotated[PlainText, Query(max_length=200)] = metrics.EPISODE_RETURN_MEAN,
+    x: Annotated[PlainText, Query(max_length=200)] = metrics.ENV_STEPS,
 ) -> CompareOut:
     """Learning curves of several jobs on one metric, and the settings that differ."""
     wanted = list(dict.fromkeys(i.strip() for i in ids.split(",") if i.strip()))
@@ -90,9 +91,10 @@ def compare(
 def leaderboard(
     owner: Owner,
     store: StoreDep,
-    env: Annotated[str | None, Query(max_length=200)] = None,
+    env: Annotated[PlainText | None, Query(max_length=200)] = None,
     game: Annotated[
-        str | None, Query(max_length=200, description="Only this ALE game (Pong, ALE/Pong-v5)")
+        PlainText | None,
+        Query(max_length=200, description="Only this ALE game (Pong, ALE/Pong-v5)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[LeaderboardEntry]:

@@ -12,10 +12,13 @@ from algorithms.common import metrics
 from service import plots
 from service.api.deps import JobsDep, VisibleJob
 from service.api.routes.jobs import ERRORS
+from service.text import PlainText
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
-MetricName = Annotated[str, Query(max_length=200, description="A metric key of the result rows")]
+MetricName = Annotated[
+    PlainText, Query(max_length=200, description="A metric key of the result rows")
+]
 
 
 @router.get(

@@ -17,10 +17,10 @@ import zipfile
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 
-from service.api.deps import JobsDep, VisibleJob
+from service.api.deps import CheckpointId, JobsDep, VisibleJob
 from service.api.routes.jobs import ERRORS
 from service.policy_format import SUFFIXES
 
@@ -43,7 +43,7 @@ _exports = threading.BoundedSemaphore(CONCURRENT_EXPORTS)
 def export_checkpoint(
     job: VisibleJob,
     jobs: JobsDep,
-    checkpoint_id: Annotated[str, Path(max_length=64, description="A checkpoint id or `best`")],
+    checkpoint_id: CheckpointId,
     format: Annotated[
         Literal["auto", "onnx", "torchscript", "table"],
         Query(description="auto: the table of a tabular algorithm, else ONNX"),

@@ -7,17 +7,19 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from envs.atari_scores import game_of_spec, same_game
 from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
+from service.idempotency import HEADER, KeyReusedError
 from service.jobs import JobService
 from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar, SpecCheckOut
 from service.spec import SpecError, hyperparameters, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
+from service.text import PlainText
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid token"},
@@ -31,6 +33,16 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 SSE = "text/event-stream"
 Follow = Annotated[bool, Query(description="Stream as server-sent events until the job ends")]
+IdempotencyKey = Annotated[
+    PlainText | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=128,
+        description="Send a submit again with the same key (after a lost answer): the same job "
+        "comes back (200), nothing runs twice; the same key with another spec is a 422",
+    ),
+]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
@@ -51,20 +63,32 @@ def job_out(
     responses=CONFLICT,
     openapi_extra={"x-rldojo-body": "JobSpec"},
 )
-def submit_job(owner: Owner, jobs: JobsDep, body: Annotated[dict[str, Any], Body()]) -> JobOut:
+def submit_job(
+    owner: Owner,
+    jobs: JobsDep,
+    body: Annotated[dict[str, Any], Body()],
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
     """Submit a training job: the body is the job spec, unchanged (see the JobSpec schema).
 
     Refused with 422, the field named, when anything in it cannot run: an unknown or mistyped
     key, a value out of range, an env config the env refuses, no stop criterion that bounds
-    the run, or a trial larger than the cluster could ever hold.
+    the run, or a trial larger than the cluster could ever hold. With an `Idempotency-Key`
+    used before (by you, for the same spec): that job, 200.
     """
     try:
         spec = parse_spec(body)
-        job = jobs.submit(owner=owner, spec=spec)
-        return job_out(job, None, jobs.queue_positions().get(job.id))
+        job, created = jobs.submit(owner=owner, spec=spec, idempotency_key=idempotency_key)
     except SpecError as error:
         detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+    except KeyReusedError as error:
+        detail = [{"loc": ["header", HEADER], "msg": str(error)}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return job_out(job, None, jobs.queue_positions().get(job.id))
 
 
 @router.post("/validate", openapi_extra={"x-rldojo-body": "JobSpec"})
@@ -88,7 +112,7 @@ def validate_job(
     )
 
 
-Filter = Annotated[str | None, Query(max_length=200)]
+Filter = Annotated[PlainText | None, Query(max_length=200)]
 
 
 @router.get("")
@@ -104,10 +128,10 @@ def list_jobs(
     env: Filter = None,
     tag: Filter = None,
     game: Annotated[
-        str | None, Query(max_length=200, description="Only jobs playing this ALE game")
+        PlainText | None, Query(max_length=200, description="Only jobs playing this ALE game")
     ] = None,
     owned_by: Annotated[
-        str | None,
+        PlainText | None,
         Query(alias="owner", max_length=128, description="Only this owner's (shared) jobs"),
     ] = None,
     shared: Annotated[

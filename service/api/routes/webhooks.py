@@ -18,11 +18,12 @@ from service.api.routes.jobs import ERRORS
 from service.schemas import DeliveryOut, WebhookIn, WebhookOut, WebhookPatch
 from service.settings import Settings
 from service.store import WebhookRecord
+from service.text import PlainText
 from service.webhook_targets import resolve_and_check
 from service.webhooks import policy_of
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=ERRORS)
-WebhookId = Annotated[str, Path(max_length=64)]
+WebhookId = Annotated[PlainText, Path(max_length=64)]
 
 
 def _owned(store: StoreDep, owner: str, webhook_id: str) -> WebhookRecord:
