@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from service.compiler import CompiledJob
 from service.settings import Quota
 from service.spec import JobSpec, SpecError
 
@@ -159,3 +160,25 @@ def check_priority(owner: str, priority: str, high_jobs_now: int, quota: Quota) 
     raise PriorityRefusedError(
         f'{why} (an operator grants it: RLDOJO_QUOTAS=\'{{"{owner}": {{"high_jobs": N}}}}\')'
     )
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A spec that passed admission: compiled (with its concurrency decided) and what it holds
+    when running."""
+
+    compiled: CompiledJob
+    cpus: float
+    gpus: float
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.compiled.spec
+
+    @property
+    def resolved_config(self) -> dict[str, Any]:
+        return self.compiled.resolved_config
+
+    @property
+    def trial_resources(self) -> list[dict[str, float]]:
+        return self.compiled.trial_resources

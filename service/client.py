@@ -191,8 +191,11 @@ class Client:
         job = self._one(JobOut, "POST", f"/v1/jobs/{job_id}/stop")
         return self.wait(job_id, timeout=wait_s, poll=0.25) if wait_s > 0 else job
 
-    def resume(self, job_id: str) -> JobOut:
-        return self._one(JobOut, "POST", f"/v1/jobs/{job_id}/resume")
+    def resume(self, job_id: str, stop: dict[str, Any] | None = None) -> JobOut:
+        """Continue a stopped, failed or lost job; with `stop` (e.g. `{"env_steps": 10**6}`),
+        also a finished one, to that stop."""
+        body = {"stop": stop} if stop else None
+        return self._one(JobOut, "POST", f"/v1/jobs/{job_id}/resume", json=body)
 
     def delete(self, job_id: str, purge: bool = False) -> None:
         self._request("DELETE", f"/v1/jobs/{job_id}", params={"purge": str(purge).lower()})

@@ -117,6 +117,12 @@ def trial_resources(config: AlgorithmConfig) -> list[dict[str, float]]:
     return [{key: float(value) for key, value in bundle.items()} for bundle in bundles]
 
 
+def with_stop(compiled: CompiledJob, spec: JobSpec) -> CompiledJob:
+    """The compiled job extended to `spec`, which differs from its own only in its stop: the
+    same config (the run continues as it was), the new stop criteria."""
+    return compiled.model_copy(update={"spec": spec, "stop": stop_criteria(spec)})
+
+
 def stop_criteria(spec: JobSpec) -> dict[str, float]:
     """Tune stops a trial when any of these result keys reaches its value."""
     wanted = {

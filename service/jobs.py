@@ -24,7 +24,6 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service import cluster, compiler, idempotency, lifecycle, scheduler
 from service.admission import (
+    Admitted,
     Capacity,
     check_fits,
     check_held_fits,
@@ -41,7 +41,7 @@ from service.admission import (
     with_concurrency,
 )
 from service.cluster import ClusterUnavailableError, RayJobs, node_command
-from service.compiler import CompiledJob
+from service.extending import extend
 from service.jobdir import JobDirectory
 from service.lifecycle import Effect, RaySeen, RefusedError, Transition, submission_id
 from service.recent import Recent
@@ -57,35 +57,11 @@ ConflictError = RefusedError  # the routes' 409: a command the job's status does
 
 __all__ = ["Admitted", "ConflictError", "JobService", "submission_id"]
 
-# How stale a job's summary (rows, checkpoints) may be on a read: its rows change once an
-# iteration, and many clients polling one running job would otherwise each parse them.
-SUMMARY_FRESH_S = 1.0
+SUMMARY_FRESH_S = 1.0  # how stale a read's job summary may be: its rows change per iteration
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """A spec that passed admission: compiled (with its concurrency decided) and what it holds
-    when running."""
-
-    compiled: CompiledJob
-    cpus: float
-    gpus: float
-
-    @property
-    def spec(self) -> JobSpec:
-        return self.compiled.spec
-
-    @property
-    def resolved_config(self) -> dict[str, Any]:
-        return self.compiled.resolved_config
-
-    @property
-    def trial_resources(self) -> list[dict[str, float]]:
-        return self.compiled.trial_resources
 
 
 class JobService:
@@ -207,9 +183,14 @@ class JobService:
         self._command(job.id, lifecycle.stop, _now())
         return self.get(job.id)
 
-    def resume(self, *, job: JobRecord) -> JobRecord:
-        """Queue a stopped, failed or lost job to continue from its last checkpoints."""
-        self._command(job.id, lifecycle.resume)
+    def resume(self, *, job: JobRecord, stop: dict[str, Any] | None = None) -> JobRecord:
+        """Queue a stopped, failed or lost job to continue from its last checkpoints; with
+        `stop` (fields of the spec's stop: a SpecError if invalid), also a finished one, to
+        that stop (`service.extending`)."""
+        if stop:
+            lifecycle.resume(job, extending=True)  # refused before anything is written
+            extend(job, stop, self.directory(job), self.store)
+        self._command(job.id, lifecycle.resume, bool(stop))
         self.schedule()
         return self.get(job.id)
 

@@ -5,7 +5,7 @@
       │                 └───────stop────────┴──▶ STOPPING ──(driver gone)──▶ STOPPED
       │                         preempt ─────────────┘  └──(preempted)──▶ QUEUED
       └──stop (cancel)──▶ STOPPED             any job on Ray ──(Ray forgot it)──▶ LOST
-    STOPPED | FAILED | LOST ──resume──▶ QUEUED
+    STOPPED | FAILED | LOST ──resume──▶ QUEUED       SUCCEEDED ──resume to a new stop──▶ QUEUED
 
 What happens to a job is decided here and nowhere else. A *command* (a user's stop or resume,
 the scheduler's start or preemption) and an *observation* (what Ray says of the job's
@@ -49,6 +49,7 @@ LEGAL: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
         (STOPPING, Q),  # preempted: queued to resume
         (STOPPING, LOST),
         *((s, Q) for s in RESUMABLE),  # resume
+        (SUCCEEDED, Q),  # extended to a new stop
     }
 )
 
@@ -189,12 +190,14 @@ def preempt(job: JobView, by: str, now: dt.datetime) -> Transition:
     )
 
 
-def resume(job: JobView) -> Transition:
-    """The owner continues a stopped, failed or lost job from its last checkpoints."""
-    _require(job, set(RESUMABLE), "resume")
+def resume(job: JobView, extending: bool = False) -> Transition:
+    """The owner continues a stopped, failed or lost job from its last checkpoints; one that
+    is `extending` to a new stop may also have finished (its trials paused at the old one)."""
+    _require(job, set(RESUMABLE) | ({SUCCEEDED} if extending else set()), "resume")
+    message = "queued to continue to its new stop" if extending else "queued to resume"
     return Transition(
         Q,
-        "queued to resume from the last checkpoint",
+        f"{message} from the last checkpoint",
         {"ended_at": None, "stop_requested_at": None, "stop_reason": None},
     )
 

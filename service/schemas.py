@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.spec_model import StopSpec
 from service.status import PRIORITIES, JobStatus
 from service.text import PlainText
 
@@ -106,6 +107,14 @@ class JobOut(APIModel):
     @classmethod
     def _no_tags(cls, value: Any) -> Any:
         return value or []
+
+
+class ResumeIn(BaseModel):
+    """POST /v1/jobs/{id}/resume's optional body: a new stop extends the job to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stop: StopSpec = Field(description="Stop fields merged into the job's own stop")
 
 
 class JobUpdate(BaseModel):

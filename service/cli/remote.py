@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from service.cli.common import (
+    STOP_KEYS,
     AsJson,
     Env,
     EnvSets,
@@ -206,12 +207,19 @@ def stop(
 def resume(
     job_id: str,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress")] = False,
+    stop_iters: StopIters = None,
+    stop_timesteps: StopTimesteps = None,
+    stop_return: StopReturn = None,
+    stop_seconds: StopSeconds = None,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Continue a stopped, failed or lost job from its last checkpoint."""
+    """Continue a stopped, failed or lost job from its last checkpoint; with a --stop-*
+    option, also a finished one, on to that stop (extend)."""
+    stops = (stop_iters, stop_timesteps, stop_return, stop_seconds)
+    stop = {key: value for key, value in zip(STOP_KEYS, stops, strict=True) if value is not None}
     with client_for(url, token) as client:
-        job = client.resume(job_id)
+        job = client.resume(job_id, stop=stop or None)
         out.print(f"{job.id} {job.status.value}", markup=False, highlight=False)
         if follow:
             _follow(client, job_id)

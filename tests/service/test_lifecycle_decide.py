@@ -104,6 +104,17 @@ def test_resume_queues_every_ended_job_and_refuses_active_ones() -> None:
             lifecycle.resume(on_ray(status))
 
 
+def test_a_finished_job_is_resumed_only_to_a_new_stop() -> None:
+    extended = lifecycle.resume(on_ray(SUCCEEDED), extending=True)
+    assert extended.to is Q and "new stop" in extended.message
+    assert (SUCCEEDED, Q) in lifecycle.LEGAL
+    for status in (STOPPED, FAILED, LOST):  # a larger stop on a stopped job is a resume too
+        assert lifecycle.resume(on_ray(status), extending=True).to is Q
+    for status in (Q, P, R, STOPPING):
+        with pytest.raises(RefusedError):
+            lifecycle.resume(on_ray(status), extending=True)
+
+
 # ---- following Ray -------------------------------------------------------------------------------
 
 
@@ -206,6 +217,7 @@ def test_every_status_pair_a_command_or_decision_makes_is_listed_as_legal() -> N
         lambda job: lifecycle.stop(job, T0),
         lambda job: lifecycle.preempt(job, "h", T0),
         lambda job: lifecycle.resume(job),
+        lambda job: lifecycle.resume(job, extending=True),
         lambda job: lifecycle.start_refused(job, "why"),
     ]
     for status in JobStatus:

@@ -15,7 +15,7 @@ from envs.atari_scores import game_of_spec, same_game
 from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
 from service.idempotency import HEADER, KeyReusedError
 from service.jobs import JobService
-from service.schemas import ErrorOut, JobOut, JobUpdate, Scalar, SpecCheckOut
+from service.schemas import ErrorOut, JobOut, JobUpdate, ResumeIn, Scalar, SpecCheckOut
 from service.spec import SpecError, hyperparameters, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
@@ -184,9 +184,20 @@ def stop_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
 
 
 @router.post("/{job_id}/resume", responses=CONFLICT)
-def resume_job(job: OwnedJob, jobs: JobsDep) -> JobOut:
-    """Queue a stopped, failed or lost job to continue from its last checkpoint."""
-    resumed = jobs.resume(job=job)
+def resume_job(
+    job: OwnedJob, jobs: JobsDep, body: Annotated[ResumeIn | None, Body()] = None
+) -> JobOut:
+    """Queue a stopped, failed or lost job to continue from its last checkpoint.
+
+    With a `stop` (any of the spec's stop fields, merged into its own), a finished job too:
+    its trials continue from where they paused at the old stop to the new one (extend).
+    """
+    stop = body.stop.model_dump(exclude_none=True) if body is not None else None
+    try:
+        resumed = jobs.resume(job=job, stop=stop)
+    except SpecError as error:
+        detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
     return job_out(resumed, None, jobs.queue_positions().get(resumed.id))
 
 
