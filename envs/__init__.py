@@ -186,6 +186,8 @@ def _register_ale() -> None:
     import ale_py
 
     gym.register_envs(ale_py)
+    # ALE's banner and notices on stderr read as trouble in a listing or a log; errors stay.
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 
 __all__ = [

@@ -47,6 +47,7 @@ from envs.wrappers import FireOnLifeLoss, FireStart, MapActions, RecordRawReward
 
 # Register the ALE/* ids once, at import, so every process that imports envs can build them.
 gym.register_envs(ale_py)
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner: it reads as trouble
 
 BREAKOUT = "ALE/Breakout-v5"
 # The book's Breakout agents: index 0 -> FIRE, 1 -> RIGHT, 2 -> LEFT (NOOP is never used).

@@ -281,11 +281,11 @@ def _cross_field_problems(
     if isinstance(env_id, str) and envs.registered(env_id) and ("env",) not in reported:
         if usable["env_config"]:
             problems += _env_config_problems(env_id, env_config)
-        if problems:
-            return problems, {}  # an env that cannot be built has no spaces to check
+        if problems:  # an env that cannot be built so has no spaces to check: its defaults do
+            env_config = {}
         refused = algorithms.get(algorithm).refuses(env_id, env_config)
         if refused is not None:
-            return [(("env",), refused)], {}
+            return [*problems, (("env",), refused)], {}
         if usable["config"]:
             config_problems, typed = _config_problems(
                 algorithm, env_id, env_config, data.get("config", {})

@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 
 @guarded
 def submit(
-    algorithm: Annotated[str, typer.Argument(help="Algorithm name (rldojo algorithms)")],
+    algorithm: Annotated[
+        str | None, typer.Argument(help="Algorithm name (rldojo algorithms); or --spec FILE")
+    ] = None,
     env: Env = None,
     set_: Sets = None,
     env_set: EnvSets = None,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from pydantic import ValidationError
 from ray import tune
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
@@ -209,7 +210,7 @@ def run_job(location: str, attempt: int, callbacks: list[tune.Callback] | None =
         stored = directory.read_compiled()
         if stored is None:
             raise FileNotFoundError(f"no compiled job in {location}")
-        compiled = CompiledJob.model_validate(stored)
+        compiled = _readable(stored, location)
         progress.report("starting", "connecting to the Ray cluster")
         with _watch_for_stop(directory, attempt) as stop_seen:
             summary = train(
@@ -227,6 +228,18 @@ def run_job(location: str, attempt: int, callbacks: list[tune.Callback] | None =
         return "failed"
     progress.report("finished", "finished")
     return "finished"
+
+
+def _readable(stored: dict[str, Any], location: str) -> CompiledJob:
+    """The stored compiled job, or a one-line error naming its first unusable field."""
+    try:
+        return CompiledJob.model_validate(stored)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(
+            f"compiled.json in {location} is unusable: {where}: {first['msg']}"
+        ) from None
 
 
 @contextmanager

@@ -52,6 +52,19 @@ def test_listings():
     env_listing = rldojo("envs")
     assert env_listing.returncode == 0
     assert "rldojo/GridWorld-v0" in env_listing.stdout and "Discrete(25)" in env_listing.stdout
+    assert "LunarLander-v3" in env_listing.stdout and "ALE/Pong-v5" in env_listing.stdout
+    assert "A.L.E" not in env_listing.stderr + env_listing.stdout  # no banner that reads as trouble
+
+
+def test_submit_takes_its_algorithm_from_the_spec_file(tmp_path: Path):
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps({"algorithm": "q_learning", "stop": {"iterations": 2}}))
+    # no server listens there: the command gets past its arguments and says so in one line
+    done = rldojo("submit", "--spec", str(spec), "--url", "http://127.0.0.1:9", timeout=60)
+    assert done.returncode != 0 and "Missing argument" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: cannot reach the server: [Errno 111] Connection refused"
+    ]
 
 
 @pytest.mark.parametrize(

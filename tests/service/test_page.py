@@ -245,17 +245,18 @@ def test_every_field_error_shows_at_once_with_a_summary_and_focus(
 def test_a_failed_job_says_why_and_offers_nothing_that_cannot_work(
     page: Any, server: Server, carol: Client, js_errors: list[str]
 ) -> None:
-    # carol runs one job at a time, so her second waits QUEUED; its spec on storage is broken
-    # meanwhile (as a hand edit would), and the trainer that reads it there fails.
+    # carol runs one job at a time, so her second waits QUEUED; its compiled job on storage is
+    # broken meanwhile (as a hand edit would), and the trainer that reads it there fails.
     first = carol.submit({"algorithm": "q_learning", "stop": {"iterations": 100_000}})
     second = carol.submit({"algorithm": "q_learning", "stop": {"iterations": 5}})
     assert carol.job(second.id).status == "QUEUED"
-    spec = server.data_dir / "storage" / "jobs" / second.id / "spec.json"
-    spec.write_text(json.dumps({"algorithm": "q_learning", "stop": {"iterations": 0}}))
+    compiled = server.data_dir / "storage" / "jobs" / second.id / "compiled.json"
+    compiled.write_text(json.dumps({**json.loads(compiled.read_text()), "stop": "never"}))
     assert carol.stop(first.id, wait_s=120).status == "STOPPED"
     final = carol.wait(second.id, timeout=300)
     assert final.status == "FAILED"
-    assert final.message.startswith("SpecError: stop.iterations"), final.message
+    assert final.message.startswith("ValueError: compiled.json in "), final.message
+    assert "is unusable: stop: " in final.message, final.message
     assert "\x1b" not in final.message and "\n" not in final.message
 
     sign_in(page, CAROL)
