@@ -51,40 +51,33 @@ from algorithms.common.config import (
 )
 from algorithms.common.hyperparameter_config import HyperparameterConfig
 
+# A2C-style settings (GAE over 64-step rollouts), and their Gaussian-policy variant: each is
+# CartPole's preset and, without CartPole's score to stop at, its family's.
+A2C = {"lr": 0.005, "lambda_": 0.95, "rollout_length": 64}
+GAUSSIAN = {**A2C, "grad_clip": 1.0, "actor_coeff": 0.1}
+
 # Settings per env family, applied before a user's own values (algorithms.build).
 PRESETS: dict[str, Preset] = {
     "cartpole": Preset(
-        values={"lr": 0.005, "lambda_": 0.95, "rollout_length": 64},
+        values=A2C,
         stop={"env_steps": 300_000, "return_mean": 475.0},
         envs=("CartPole-v1",),
         summary="A2C-style GAE(0.95) over 64-step rollouts (475 in ~38k steps, pg_cartpole.md)",
     ),
     "continuous_cartpole": Preset(
-        values={
-            "lr": 0.005,
-            "grad_clip": 1.0,
-            "actor_coeff": 0.1,
-            "lambda_": 0.95,
-            "rollout_length": 64,
-        },
+        values=GAUSSIAN,
         stop={"env_steps": 300_000, "return_mean": 475.0},
         envs=("rldojo/ContinuousCartPole-v0",),
         summary="Gaussian policy, GAE(0.95), 64-step rollouts (continuous_cartpole.md)",
     ),
     "vector": Preset(
-        values={"lr": 0.005, "lambda_": 0.95, "rollout_length": 64},
+        values=A2C,
         stop={"env_steps": 300_000},
         envs=("family:vector-discrete",),
         summary="cartpole's A2C settings for any vector env with discrete actions",
     ),
     "vector_continuous": Preset(
-        values={
-            "lr": 0.005,
-            "grad_clip": 1.0,
-            "actor_coeff": 0.1,
-            "lambda_": 0.95,
-            "rollout_length": 64,
-        },
+        values=GAUSSIAN,
         stop={"env_steps": 300_000},
         envs=("family:vector-continuous",),
         summary="continuous_cartpole's Gaussian settings for any vector env with a Box action",
