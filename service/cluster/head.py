@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from service.cluster.connection import RayConnection, cluster_summary, dashboard_alive
+from service.cpu_share import run_behind
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def _start_head(settings: Settings, token_path: Path, token: str, timeout: float
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=lambda: os.nice(settings.ray_nice) if settings.ray_nice else None,
+            preexec_fn=lambda: run_behind(settings.ray_nice),
         )
     connection = RayConnection(f"http://127.0.0.1:{dashboard_port}", token)
     deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from service.cli.local import ProgressDisplay
+from service.cpu_share import autogroup_follows_niceness
 from service.driver.callbacks import ProgressCallback
 from service.driver.run import run_job
 from service.jobdir import JobDirectory
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.attempt < 1:
         parser.error("--attempt counts from 1")
+    autogroup_follows_niceness()  # training stays behind the API on a shared host
     logging.getLogger("ray").setLevel(logging.WARNING)
     # The driver says what it decided (where a resume starts, a stop request seen).
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s -- %(message)s")
