@@ -58,6 +58,7 @@ ConflictError = RefusedError  # the routes' 409: a command the job's status does
 __all__ = ["Admitted", "ConflictError", "JobService", "submission_id"]
 
 SUMMARY_FRESH_S = 1.0  # how stale a read's job summary may be: its rows change per iteration
+READ_FRESH_S = 1.0  # how long a read answer lasts when no job write happens in this process
 
 
 def _now() -> dt.datetime:
@@ -74,6 +75,9 @@ class JobService:
         self.ray = ray
         self.timing = lifecycle.Timing(stop_grace_s=settings.stop_grace_seconds)
         self._summaries: Recent[dict[str, Any]] = Recent(SUMMARY_FRESH_S)
+        # The answers of GET /v1/jobs and /v1/jobs/{id}, per caller and query: thirty clients
+        # polling share one store query per write (or per second) instead of one each.
+        self.reads: Recent[bytes] = Recent(READ_FRESH_S)
 
     def directory(self, job: JobRecord | str) -> JobDirectory:
         """The job's directory on storage."""

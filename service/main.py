@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -188,17 +189,43 @@ def _add_metrics(app: FastAPI, store: Store) -> None:
 
     app.state.observe_jobs = observe_jobs
 
-    @app.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        import time
+    app.add_middleware(RequestMetrics, requests=requests, latency=latency)
 
+
+class RequestMetrics:
+    """Count and time each HTTP request by route, up to its answer's start (a plain ASGI
+    middleware: Starlette's `@app.middleware` runs each request in a task of its own and
+    re-streams its body, a cost every read paid under load)."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        requests.labels(request.method, path, str(response.status_code)).inc()
-        latency.labels(path).observe(time.perf_counter() - start)
-        return response
+        answered = False
+
+        def observe(status_code: int) -> None:
+            path = getattr(scope.get("route"), "path", "unmatched")  # set once routed
+            self.requests.labels(scope["method"], path, str(status_code)).inc()
+            self.latency.labels(path).observe(time.perf_counter() - start)
+
+        async def send_observed(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                observe(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            if not answered:  # an error no handler answered: Starlette's 500
+                observe(status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
 class BodySizeLimit:

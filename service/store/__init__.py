@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -58,11 +59,24 @@ class Store(WebhookStore):
         self.engine = open_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._scheduling = threading.Lock()
+        self._job_writes = itertools.count()
+        self._jobs_version = 0
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    @property
+    def jobs_version(self) -> int:
+        """How many job writes this store has committed: a read cached at one version is
+        exact for this process until the next (`service.recent.Recent`)."""
+        return self._jobs_version
+
+    def _jobs_written(self) -> None:
+        """Called after a job write commits (not before: a reader in between would cache the
+        old rows under the new version)."""
+        self._jobs_version = next(self._job_writes) + 1
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -106,6 +120,7 @@ class Store(WebhookStore):
             session.add(job)
             session.flush()
             events.job_changed(session, job, None)
+        self._jobs_written()
         return job
 
     def job_by_idempotency_key(self, *, owner: str, key: str) -> JobRecord | None:
@@ -159,6 +174,7 @@ class Store(WebhookStore):
         values["updated_at"] = now()
         with self._session() as session:
             session.execute(update(JobRecord).where(JobRecord.id == job_id).values(**values))
+        self._jobs_written()
 
     def update_job_status(
         self,
@@ -191,7 +207,8 @@ class Store(WebhookStore):
                 job = session.get(JobRecord, job_id, populate_existing=True)
                 assert job is not None
                 events.job_changed(session, job, previous)
-            return True
+        self._jobs_written()
+        return True
 
     def delete_job(self, *, job_id: str) -> None:
         """Remove a job and its evaluations."""
@@ -203,6 +220,7 @@ class Store(WebhookStore):
             job = session.get(JobRecord, job_id)
             if job is not None:
                 session.delete(job)
+        self._jobs_written()
 
     # ---- evaluations ----------------------------------------------------------------------
 

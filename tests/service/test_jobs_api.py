@@ -181,3 +181,17 @@ def _count(
 
     for module in modules:
         monkeypatch.setattr(module, name, counted)
+
+
+def test_reads_show_a_write_at_once_though_answers_are_shared(alice: Client) -> None:
+    """GET /v1/jobs and /v1/jobs/{id} answer from a cache shared by pollers (issue 26's read
+    load); a write in the API drops it, so the very next read shows the change."""
+    job = alice.submit(_spec(2))
+    for round_ in range(3):
+        alice.job(job.id)  # cached now
+        alice.jobs()
+        name = f"renamed-{round_}"
+        alice.update(job.id, name=name)
+        assert alice.job(job.id).name == name
+        assert [j.name for j in alice.jobs() if j.id == job.id] == [name]
+    wait_for_condition(lambda: alice.job(job.id).status.value == "SUCCEEDED", timeout=120)

@@ -62,3 +62,19 @@ def test_stale_values_are_forgotten() -> None:
     clock.now = 5.0
     recent.get("new", lambda: 2)
     assert list(recent._values) == ["new"]
+
+
+def test_a_new_version_is_computed_at_once_even_while_fresh() -> None:
+    clock = Clock()
+    recent: Recent[int] = Recent(60.0, clock=clock)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert recent.get("list", compute, version=1) == 1
+    assert recent.get("list", compute, version=1) == 1
+    assert recent.get("list", compute, version=2) == 2  # a write: the old answer is dropped
+    clock.now = 60.0
+    assert recent.get("list", compute, version=2) == 3  # and age still bounds it

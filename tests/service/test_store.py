@@ -137,6 +137,21 @@ def test_status_changes_are_compare_and_swap(store: Store) -> None:
     assert not store.update_job_status(job_id="nosuchjob000", expected=["RUNNING"], status="LOST")
 
 
+def test_jobs_version_counts_committed_job_writes_only(store: Store) -> None:
+    """The API's read cache keys on it: a write must move it, a read or a lost race not."""
+    start = store.jobs_version
+    job_id = _job(store, status="RUNNING")
+    assert store.jobs_version == start + 1
+    store.get_job(job_id=job_id)
+    store.list_jobs()
+    assert not store.update_job_status(job_id=job_id, expected=["PENDING"], status="FAILED")
+    assert store.jobs_version == start + 1
+    store.update_job(job_id=job_id, name="renamed")
+    assert store.update_job_status(job_id=job_id, expected=["RUNNING"], status="STOPPED")
+    store.delete_job(job_id=job_id)
+    assert store.jobs_version == start + 4
+
+
 def test_evaluations_round_trip_and_compare_and_swap(store: Store) -> None:
     job_id = _job(store)
     evaluation_id = _evaluation(store, job_id)

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import TypeAdapter
 
 from envs.atari_scores import game_of_spec, same_game
-from service.api.deps import JobsDep, OwnedJob, Owner, SettingsDep, StoreDep, VisibleJob
+from service.api.deps import (
+    JobId,
+    JobsDep,
+    OwnedJob,
+    Owner,
+    SettingsDep,
+    StoreDep,
+    VisibleJob,
+    visible_job,
+)
 from service.idempotency import HEADER, KeyReusedError
 from service.jobs import JobService
+from service.recent import Recent
 from service.schemas import ErrorOut, JobOut, JobUpdate, ResumeIn, Scalar, SpecCheckOut
 from service.spec import SpecError, hyperparameters, parse_spec
 from service.status import JobStatus
@@ -45,6 +56,7 @@ IdempotencyKey = Annotated[
 ]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
+JOB_LIST = TypeAdapter(list[JobOut])
 
 
 def job_out(
@@ -115,8 +127,8 @@ def validate_job(
 Filter = Annotated[PlainText | None, Query(max_length=200)]
 
 
-@router.get("")
-def list_jobs(
+@router.get("", response_model=list[JobOut])
+async def list_jobs(
     owner: Owner,
     jobs: JobsDep,
     store: StoreDep,
@@ -137,32 +149,60 @@ def list_jobs(
     shared: Annotated[
         bool, Query(description="Also the jobs other owners shared (to read and compare)")
     ] = False,
-) -> list[JobOut]:
+) -> Response:
     """Your jobs, newest first (with `shared=true` or `owner=`, also others' shared jobs),
     filtered by status, algorithm, env, tag and owner; queued ones with their queue place."""
-    found = store.list_jobs(
-        owner=None if shared or owned_by else owner,
-        visible_to=owner if shared or owned_by else None,
-        algorithm=algorithm,
-        env=env,
-        tag=tag,
-    )
-    found = [job for job in found if owned_by is None or job.owner == owned_by]
-    if game is not None:
-        found = [job for job in found if same_game(game_of_spec(job.spec), game)]
-    if status_ is not None:
-        found = [job for job in found if job.status is status_]
-    places = jobs.queue_positions()
-    return [
-        job_out(job, jobs.summary(job) if summary else None, places.get(job.id)) for job in found
-    ]
+
+    def answer() -> bytes:
+        found = store.list_jobs(
+            owner=None if shared or owned_by else owner,
+            visible_to=owner if shared or owned_by else None,
+            algorithm=algorithm,
+            env=env,
+            tag=tag,
+        )
+        found = [job for job in found if owned_by is None or job.owner == owned_by]
+        if game is not None:
+            found = [job for job in found if same_game(game_of_spec(job.spec), game)]
+        if status_ is not None:
+            found = [job for job in found if job.status is status_]
+        places = jobs.queue_positions()
+        listed = [
+            job_out(job, jobs.summary(job) if summary else None, places.get(job.id))
+            for job in found
+        ]
+        return JOB_LIST.dump_json(listed, by_alias=True)
+
+    asked = ("list", owner, status_, summary, algorithm, env, tag, game, owned_by, shared)
+    return json_response(await shared_read(jobs.reads, asked, answer, store.jobs_version))
 
 
-@router.get("/{job_id}")
-def get_job(job: VisibleJob, jobs: JobsDep) -> JobOut:
+@router.get("/{job_id}", response_model=JobOut)
+async def get_job(job_id: JobId, owner: Owner, jobs: JobsDep, store: StoreDep) -> Response:
     """Status (with its place while queued), latest metrics, best trial, checkpoints."""
-    place = jobs.queue_positions().get(job.id) if job.status is JobStatus.QUEUED else None
-    return job_out(job, jobs.summary(job), place)
+
+    def answer() -> bytes:
+        job = visible_job(job_id, owner, store)
+        place = jobs.queue_positions().get(job.id) if job.status is JobStatus.QUEUED else None
+        return job_out(job, jobs.summary(job), place).model_dump_json(by_alias=True).encode()
+
+    asked = ("job", job_id, owner)
+    return json_response(await shared_read(jobs.reads, asked, answer, store.jobs_version))
+
+
+async def shared_read(
+    reads: Recent[bytes], key: Hashable, answer: Callable[[], bytes], version: int
+) -> bytes:
+    """A read's JSON as encoded once for every client asking in the same instant, from the
+    event loop while fresh; computed in a worker thread (the store and job files) otherwise."""
+    known = reads.known(key, version)
+    if known is not None:
+        return known
+    return await run_in_threadpool(reads.get, key, answer, version)
+
+
+def json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/{job_id}", responses=CONFLICT)
