@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run stop test test-image test-cluster test-lifecycle test-compose lint format setup \
+.PHONY: run stop test test-image test-cluster test-lifecycle test-bench test-compose lint format setup \
 	system-deps compose-deps wheelhouse base-images clean
 
 setup: $(STAMP)
@@ -76,6 +76,11 @@ test-cluster: $(STAMP) system-deps
 # `make test`; CI runs it too.
 test-lifecycle: $(STAMP)
 	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py tests/test_readme.py
+
+# The bench scripts end to end at toy scale (train, score, write the record): a minute each of
+# starting Ray and training, so outside `make test`. CI runs it too.
+test-bench: $(STAMP)
+	$(PY) -m pytest -q -m bench --durations=0 tests/bench
 
 # The image's wheels, for a build that reaches no package index (CI here, an air-gapped site):
 # downloaded by this host's pip; the Dockerfile installs from them with WHEELHOUSE=$(WHEELHOUSE).

@@ -21,6 +21,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +54,14 @@ def _spec_json(spec: JobSpec | dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """A downloaded checkpoint: the folder it was unpacked to and the archive's size."""
+
+    folder: Path
+    archive_bytes: int
+
+
 class APIError(Exception):
     """A non-2xx answer: `status` and the server's `detail` (a message or field errors)."""
 
@@ -76,6 +85,7 @@ class Client:
         token: a bearer token; default `RLDOJO_TOKEN`.
         timeout: seconds per request (streams have no read timeout).
         transport: the httpx transport (default: httpx's own, over the network).
+        poll: seconds between looks while `wait` and `wait_evaluation` wait.
     """
 
     def __init__(
@@ -84,7 +94,9 @@ class Client:
         token: str | None = None,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        poll: float = 1.0,
     ) -> None:
+        self.poll = poll
         self.url = (url or os.environ.get("RLDOJO_URL") or "http://127.0.0.1:8000").rstrip("/")
         token = token or os.environ.get("RLDOJO_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -237,37 +249,48 @@ class Client:
             if event == "log":
                 yield data
 
-    def wait(self, job_id: str, timeout: float = 600.0, poll: float = 1.0) -> JobOut:
-        """Poll until the job is terminal; returns its record."""
+    def wait(self, job_id: str, timeout: float = 600.0, poll: float | None = None) -> JobOut:
+        """Poll (every `poll` s, default the client's) until the job is terminal; its record."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
             if job.status in TERMINAL or time.monotonic() > deadline:
                 return job
-            time.sleep(poll)
+            time.sleep(self.poll if poll is None else poll)
 
     # ---- checkpoints ------------------------------------------------------------------------
 
     def checkpoints(self, job_id: str) -> list[CheckpointOut]:
         return self._many(CheckpointOut, "GET", f"/v1/jobs/{job_id}/checkpoints")
 
-    def download(self, job_id: str, checkpoint_id: str, out: Path) -> Path:
+    def download(
+        self, job_id: str, checkpoint_id: str, out: Path, *, with_replay: bool = False
+    ) -> Path:
         """Download a checkpoint (`best` or an id) and unpack it in `out`; returns its folder."""
+        return self.pull(job_id, checkpoint_id, out, with_replay=with_replay).folder
+
+    def pull(
+        self, job_id: str, checkpoint_id: str, out: Path, *, with_replay: bool = False
+    ) -> Pulled:
+        """`download`, saying how large the archive was: by default the config and weights
+        only; `with_replay` brings the whole checkpoint (replay memory, optimizer state)."""
         out.mkdir(parents=True, exist_ok=True)
         archive = out / f"{job_id}-{checkpoint_id}.tar.gz"
         path = f"/v1/jobs/{job_id}/checkpoints/{checkpoint_id}/archive"
-        with self._http.stream("GET", path) as stream:
+        params = {"with_replay": "true"} if with_replay else None
+        with self._http.stream("GET", path, params=params) as stream:
             if stream.status_code >= 400:
                 stream.read()
                 raise APIError(stream.status_code, stream.json().get("detail"))
             with archive.open("wb") as handle:
                 for chunk in stream.iter_bytes():
                     handle.write(chunk)
+        size = archive.stat().st_size
         with tarfile.open(archive) as tar:
             top = {name.split("/")[0] for name in tar.getnames()}
             tar.extractall(out, filter="data")
         archive.unlink()
-        return out / sorted(top)[0]
+        return Pulled(folder=out / sorted(top)[0], archive_bytes=size)
 
     def export(
         self,
@@ -323,14 +346,14 @@ class Client:
         return self._one(EvaluationOut, "GET", f"/v1/evaluations/{evaluation_id}")
 
     def wait_evaluation(
-        self, evaluation_id: str, timeout: float = 600.0, poll: float = 1.0
+        self, evaluation_id: str, timeout: float = 600.0, poll: float | None = None
     ) -> EvaluationOut:
         deadline = time.monotonic() + timeout
         while True:
             evaluation = self.evaluation(evaluation_id)
             if evaluation.status in TERMINAL or time.monotonic() > deadline:
                 return evaluation
-            time.sleep(poll)
+            time.sleep(self.poll if poll is None else poll)
 
     def video(self, evaluation_id: str, out: Path) -> Path:
         """Save an evaluation's video to `out`."""

@@ -83,6 +83,14 @@ class UsageError(Exception):
     """A user mistake: printed as one line, exit code 2."""
 
 
+def megabytes(size: int) -> str:
+    """A byte count as a person reads it: 0.05 MB, 6.4 MB, 240 MB."""
+    value = size / 1e6
+    return (
+        f"{value:.2f} MB" if value < 1 else f"{value:.1f} MB" if value < 100 else f"{value:.0f} MB"
+    )
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `error: message` on one line of stderr; raise the returned Exit."""
     first = str(message).strip().splitlines()[0] if str(message).strip() else "failed"

@@ -25,8 +25,10 @@ from service.cli.common import (
     Url,
     UsageError,
     client_for,
+    err,
     fail,
     guarded,
+    megabytes,
     out,
     score_line,
     writable_dir,
@@ -63,10 +65,18 @@ def pull(
     game: Annotated[
         str | None, typer.Option(help="With --best-for: the top checkpoint for this ALE game")
     ] = None,
+    with_replay: Annotated[
+        bool,
+        typer.Option(
+            "--with-replay",
+            help="The whole checkpoint, to resume from: replay memory and optimizer state too",
+        ),
+    ] = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Download a checkpoint and unpack it; prints the folder `rldojo evaluate` takes."""
+    """Download a checkpoint (its config and weights) and unpack it; prints the folder
+    `rldojo evaluate` takes, and on stderr the download's size."""
     if (job_id is None) == (best_for is None):
         raise UsageError("give a JOB_ID or --best-for ENV")
     if game is not None and best_for is None:
@@ -84,8 +94,10 @@ def pull(
                 raise UsageError(f"no evaluated checkpoint for {which} yet")
             job_id, checkpoint = top[0].job_id, top[0].checkpoint_id
         assert job_id is not None
-        folder = client.download(job_id, checkpoint, out_dir)
-    out.print(str(folder), markup=False, highlight=False)
+        pulled = client.pull(job_id, checkpoint, out_dir, with_replay=with_replay)
+    what = "the whole checkpoint" if with_replay else "weights only; --with-replay for all of it"
+    err.print(f"pulled {megabytes(pulled.archive_bytes)} ({what})", markup=False)
+    out.print(str(pulled.folder), markup=False, highlight=False)
 
 
 @guarded

@@ -90,7 +90,7 @@ class CheckpointFiles(RowFiles):
             return self.cache.iterations[path]
         try:
             with self.fs.open_input_stream(f"{path}/algorithm_state.pkl") as stream:
-                state = _NumbersOnly(io.BytesIO(bytes(stream.read()))).load()
+                state = NumbersOnly(io.BytesIO(bytes(stream.read()))).load()
             iteration = _int(state.get("training_iteration"))
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return None  # being written right now, or not an algorithm checkpoint
@@ -120,7 +120,7 @@ class CheckpointFiles(RowFiles):
         return self._uri_of(checkpoint.path)
 
 
-class _NumbersOnly(pickle.Unpickler):
+class NumbersOnly(pickle.Unpickler):
     """Unpickles plain data and numpy scalars; refuses any other class (no code runs)."""
 
     def find_class(self, module: str, name: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from typing import Any
 
 import gymnasium as gym
@@ -10,6 +12,7 @@ import pytest
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core import ALL_MODULES, DEFAULT_MODULE_ID
+from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
@@ -29,6 +32,9 @@ from algorithms.dqn_learner import (
     dqn_loss,
 )
 from algorithms.dqn_rl_module import DQNTorchRLModule
+from algorithms.evaluation import MODULE_PATH, evaluate
+from service.jobdir.checkpoints import Checkpoint
+from service.storage import Storage
 
 # Three transitions: Q(s, .) of the online net, Q_target(s', .), and what the batch holds.
 Q = torch.tensor([[2.0, 5.0], [1.0, 3.0], [0.0, -1.0]], requires_grad=True)
@@ -167,6 +173,19 @@ def test_one_iteration_on_cartpole_and_checkpoint_round_trip(tmp_path) -> None:
     finally:
         algo.stop()
     assert (tmp_path / "replay" / "shard_0.npz").is_file()
+    # What `rldojo pull` brings by default (the archive route's stream) plays the policy alone.
+    checkpoint = Checkpoint("t-1", "t", 1, None, None, str(tmp_path))
+    packed = b"".join(Storage(str(tmp_path.parent)).job("j").archive(checkpoint))
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
+        tar.extractall(tmp_path.parent / "pulled", filter="data")
+    light = tmp_path.parent / "pulled" / tmp_path.name
+    assert not (light / "replay").exists() and not (light / "env_runner").exists()
+    assert (light / MODULE_PATH / "module_state.pkl").stat().st_size < (
+        (tmp_path / MODULE_PATH / "module_state.pkl").stat().st_size * 0.6  # no target network
+    )
+    assert len(evaluate(light, episodes=2, seed=0).returns) == 2
+    greedy = RLModule.from_checkpoint(str(light / MODULE_PATH))
+    torch.testing.assert_close(greedy.compute_q_values({"obs": obs})["q_values"], q_before)
     restored = Algorithm.from_checkpoint(str(tmp_path))
     try:
         q_after = restored.get_module(DEFAULT_MODULE_ID).compute_q_values({"obs": obs})["q_values"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.bench  # a minute of training and scoring: make test-bench
 
 
 def test_the_toy_run_trains_scores_and_writes_json_png_and_markdown(tmp_path: Path) -> None:

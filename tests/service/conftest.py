@@ -111,7 +111,7 @@ class Server:
         self.start()
 
     def client(self, token: str | None = ALICE) -> Client:
-        return Client(self.url, token)
+        return Client(self.url, token, poll=0.2)  # reads are cheap: a test waits less
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,23 @@ local S3 server (moto). pyarrow finds that server through `AWS_ENDPOINT_URL` (se
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import pickle
+import tarfile
 import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from algorithms.common import metrics
 from service.jobdir import JobDirectory
+from service.jobdir.archives import is_module_state, without_target_networks
+from service.jobdir.checkpoints import Checkpoint
 from service.storage import Storage
 from tests.backends import S3Server
 
@@ -136,3 +145,72 @@ def test_rows_are_read_as_they_are_appended_and_rewritten(storage: Storage) -> N
         (2, 1),
         *[(i, 2) for i in range(3, 8)],
     ]
+
+
+# A DQN checkpoint's files as `Algorithm.save_to_path` and rldojo's DQN write them.
+DQN_CHECKPOINT = [
+    "class_and_ctor_args.pkl",
+    "algorithm_state.pkl",
+    "rllib_checkpoint.json",
+    "env_runner/state.pkl",
+    "env_runner/env_to_module_connector/state.pkl",
+    "replay/shard_0.npz",
+    "learner_group/state.pkl",
+    "learner_group/learner/state.pkl",
+    "learner_group/learner/rl_module/metadata.json",
+    "learner_group/learner/rl_module/default_policy/module_state.pkl",
+    "learner_group/learner/rl_module/default_policy/class_and_ctor_args.pkl",
+]
+POLICY_FILES = {
+    "class_and_ctor_args.pkl",
+    "algorithm_state.pkl",
+    "rllib_checkpoint.json",
+    "learner_group/state.pkl",
+    "learner_group/learner/rl_module/metadata.json",
+    "learner_group/learner/rl_module/default_policy/module_state.pkl",
+    "learner_group/learner/rl_module/default_policy/class_and_ctor_args.pkl",
+}
+
+
+def test_an_archive_is_the_policy_unless_the_whole_checkpoint_is_asked(storage: Storage) -> None:
+    job = storage.job("j1")
+    folder = f"{TRIAL}/checkpoint_000003"
+    for name in DQN_CHECKPOINT:
+        job.write_bytes(f"{folder}/{name}", name.encode())
+    checkpoint = Checkpoint("t-3", "t", 3, 300, 1.0, f"{job.path}/{folder}")
+
+    def files_in(stream: Iterator[bytes]) -> dict[str, bytes]:
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            return {
+                m.name.removeprefix("checkpoint_000003/"): tar.extractfile(m).read()  # type: ignore[union-attr]
+                for m in members
+            }
+
+    light = files_in(job.archive(checkpoint))
+    assert set(light) == POLICY_FILES
+    assert all(content == name.encode() for name, content in light.items())
+    assert set(files_in(job.archive(checkpoint, whole=True))) == set(DQN_CHECKPOINT)
+
+
+def test_the_weights_only_module_state_drops_the_target_networks() -> None:
+    rng = np.random.default_rng(0)
+    state = OrderedDict(
+        (name, rng.normal(size=(3, 2)).astype(np.float32))
+        for name in ("q_net.torso.weight", "q_net.head.bias", "target_q_net.torso.weight")
+    )
+    light = pickle.loads(without_target_networks(pickle.dumps(state)))
+    assert type(light) is OrderedDict and list(light) == ["q_net.torso.weight", "q_net.head.bias"]
+    assert all(np.array_equal(light[name], state[name]) for name in light)
+    no_targets = pickle.dumps({"pi.weight": np.zeros(2)})
+    assert without_target_networks(no_targets) == no_targets
+    assert without_target_networks(b"not a pickle") == b"not a pickle"
+    # a pickle that would run code is passed on as it came, never loaded
+    assert without_target_networks(pickle.dumps(os.getcwd)) == pickle.dumps(os.getcwd)
+
+
+def test_module_states_are_found_by_their_place() -> None:
+    assert is_module_state("learner_group/learner/rl_module/default_policy/module_state.pkl")
+    assert not is_module_state("learner_group/learner/rl_module/module_state.pkl")
+    assert not is_module_state("learner_group/learner/state.pkl")
+    assert not is_module_state("learner_group/learner/rl_module/p/sub/module_state.pkl")

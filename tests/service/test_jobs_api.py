@@ -65,6 +65,11 @@ def test_train_follow_pull_and_evaluate(server: Server, alice: Client, tmp_path:
     folder = alice.download(job["id"], "best", tmp_path / "pulled")
     assert folder.name == f"checkpoint_{best['id'].rsplit('-', 1)[1]}"
     assert (folder / "algorithm_state.pkl").is_file()
+    assert not (folder / "env_runner").exists()  # weights only: what a resume alone reads stays
+    whole = alice.pull(job["id"], "best", tmp_path / "whole", with_replay=True)
+    assert (whole.folder / "env_runner").is_dir() and (
+        whole.folder / "algorithm_state.pkl"
+    ).is_file()
 
     started = alice.evaluate(job["id"], "best", episodes=5, seed=3, video=True)
     assert started["status"] == "PENDING" and started["checkpoint_id"] == best["id"]

@@ -4,6 +4,7 @@ receiver on 127.0.0.1, shared jobs, comparing runs and the leaderboard."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -196,6 +197,9 @@ def test_shared_jobs_are_readable_comparable_and_on_the_leaderboard(
     assert pulled.returncode == 0, pulled.stderr
     folder = Path(pulled.stdout.strip())
     assert (folder / "algorithm_state.pkl").is_file()
+    assert re.fullmatch(
+        r"pulled [0-9.]+ MB \(weights only; --with-replay for all of it\)\n", pulled.stderr
+    )
     raw = httpx.get(
         f"{server.url}/v1/compare",
         params={"ids": ""},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import CheckpointId, JobsDep, VisibleJob
@@ -37,15 +39,23 @@ def checkpoint_archive(
     job: VisibleJob,
     jobs: JobsDep,
     checkpoint_id: CheckpointId,
+    with_replay: Annotated[
+        bool,
+        Query(
+            description="The whole checkpoint, as a resume reads it: the replay memory, "
+            "optimizer and EnvRunner state too (by default only the config and weights)"
+        ),
+    ] = False,
 ) -> StreamingResponse:
-    """The checkpoint directory as a streamed .tar.gz (`rldojo evaluate` takes it unpacked)."""
+    """The checkpoint as a streamed .tar.gz (`rldojo evaluate` takes it unpacked): its config
+    and weights, or with `with_replay` all of it."""
     directory = jobs.directory(job)
     checkpoint = directory.find_checkpoint(checkpoint_id)
     if checkpoint is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no checkpoint {checkpoint_id}")
     filename = f"{job.id}-{checkpoint.id}.tar.gz"
     return StreamingResponse(
-        directory.archive(checkpoint),
+        directory.archive(checkpoint, whole=with_replay),
         media_type="application/gzip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
