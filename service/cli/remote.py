@@ -90,7 +90,7 @@ def submit(
 def _follow(client: Client, job_id: str) -> None:
     live = sys.stderr.isatty()
     for row in client.follow_metrics(job_id):
-        line = progress_line(row)
+        line = progress_line(row, with_speed=True)  # how fast it goes, as a local train says
         err.print(f"\r{line}" if live else line, end="" if live else "\n", markup=False)
     job = client.job(job_id)
     err.print(f"\n{job_id} {job.status} {job.message}".rstrip(), markup=False, highlight=False)
@@ -165,9 +165,9 @@ def status(job_id: str, as_json: AsJson = False, url: Url = None, token: Token =
     if job.latest_metrics:
         lines.append(f"latest: {progress_line(job.latest_metrics, with_trial=False)}")
     if job.best_trial:
-        lines.append(
-            f"best trial: {job.best_trial.trial_id} return {job.best_trial.return_mean:.2f}"
-        )
+        best = job.best_trial
+        at = f" at iteration {best.iteration}" if best.iteration is not None else ""
+        lines.append(f"best: return {best.return_mean:.2f}{at} (trial {best.trial_id})")
     lines.append(f"checkpoints: {job.checkpoints or 0}")
     for line in lines:
         out.print(line, markup=False, highlight=False)

@@ -111,13 +111,16 @@ def disable_webhook(webhook_id: str, url: Url = None, token: Token = None) -> No
     out.print(f"{hook.id} {_health(hook)}", markup=False, highlight=False)
 
 
-@webhooks_app.command("rm")
+@webhooks_app.command("delete")
 @guarded
-def remove_webhook(webhook_id: str, url: Url = None, token: Token = None) -> None:
-    """Stop sending to a webhook."""
+def delete_webhook(webhook_id: str, url: Url = None, token: Token = None) -> None:
+    """Stop sending to a webhook and forget it (as `rldojo delete` does a job)."""
     with client_for(url, token) as client:
         client.delete_webhook(webhook_id)
-    out.print(f"removed {webhook_id}", markup=False)
+    out.print(f"deleted {webhook_id}", markup=False)
+
+
+webhooks_app.command("rm", hidden=True)(delete_webhook)  # its first name, kept for scripts
 
 
 @webhooks_app.command("log")

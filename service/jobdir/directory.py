@@ -23,17 +23,16 @@ class JobDirectory(SpecFiles, ControlFiles, CheckpointFiles, ArchiveFiles, Evalu
     """
 
     def summary(self) -> dict[str, Any]:
-        """Latest row of the newest trial, the best trial (highest latest mean return) and the
-        number of checkpoints."""
+        """Latest row of the newest trial, the best trial (the highest mean return any of its
+        iterations reported, and at which iteration) and the number of checkpoints."""
         latest: dict[str, dict[str, Any]] = {}
+        best: dict[str, Any] | None = None
         for row in self.rows():  # parsed once: checkpoints() below reads the same cache
             latest[str(row.get("trial_id"))] = row
-        best: dict[str, Any] | None = None
-        for trial_id, row in latest.items():
             value = finite_float(row.get(metrics.EPISODE_RETURN_MEAN))
             if value is not None and (best is None or value > best["return_mean"]):
                 best = {
-                    "trial_id": trial_id,
+                    "trial_id": str(row.get("trial_id")),
                     "return_mean": value,
                     "iteration": row.get(metrics.ITERATION),
                 }

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.service.conftest import ALICE, Server
+
 RLDOJO = [sys.executable, "-c", "from service.cli import main; main()"]
 
 
@@ -105,3 +107,18 @@ def test_unusable_paths_and_malformed_values_are_one_line_errors(tmp_path: Path)
         assert "Traceback" not in done.stderr + done.stdout, args
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, done.stderr)
+
+
+def test_submit_follow_shows_each_iteration_with_its_speed(server: Server) -> None:
+    env = {**os.environ, "RLDOJO_URL": server.url, "RLDOJO_TOKEN": ALICE, "COLUMNS": "200"}
+    args = ["submit", "q_learning", "--env", "rldojo/GridWorld-v0", "--stop-iters", "3"]
+    done = subprocess.run(
+        [*RLDOJO, *args, "--follow"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"{job_id} SUCCEEDED")
+    rows = [line for line in lines if line.startswith("iter ") or " iter " in line]
+    assert len(rows) == 3, done.stderr
+    assert all(re.search(r"iter \d  steps \d+  return -?\d+\.\d\d  steps/s \d+$", r) for r in rows)

@@ -122,6 +122,32 @@ def test_rows_are_continuous_across_attempts(storage: Storage) -> None:
         ]
 
 
+def test_the_best_trial_is_the_best_return_any_iteration_reached(storage: Storage) -> None:
+    job = storage.job("j3")
+    rows = [("abcde_00000", 1, 1.0), ("abcde_00000", 2, 5.0), ("abcde_00000", 3, 3.0)]
+    rows += [("abcde_00001", 1, 4.0), ("abcde_00001", 2, 4.5)]
+    for trial_id in ("abcde_00000", "abcde_00001"):
+        job.write_text(
+            f"QLearning_{trial_id}/result.json",
+            "".join(
+                json.dumps(
+                    {
+                        "training_iteration": i,
+                        "trial_id": t,
+                        "timestamp": i,
+                        "env_runners": {"episode_return_mean": value},
+                    }
+                )
+                + "\n"
+                for t, i, value in rows
+                if t == trial_id
+            ),
+        )
+    summary = job.summary()
+    assert summary["best_trial"] == {"trial_id": "abcde_00000", "return_mean": 5.0, "iteration": 2}
+    assert summary["latest_metrics"][metrics.EPISODE_RETURN_MEAN] in (3.0, 4.5)
+
+
 def test_missing_bucket_is_named(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)

@@ -77,10 +77,13 @@ def test_a_webhooks_health_through_the_cli_disable_and_enable(server: Server, bo
         assert enabled.returncode == 0 and f"{hook.id} enabled" in enabled.stdout
         assert bob.webhook(hook.id).enabled and bob.webhook(hook.id).consecutive_failures == 0
     finally:
-        bob.delete_webhook(hook.id)
+        deleted = _rldojo(server, "webhooks", "delete", hook.id)  # as jobs say it
+    assert deleted.returncode == 0 and deleted.stdout == f"deleted {hook.id}\n", deleted.stderr
     with pytest.raises(APIError) as missing:
         bob.update_webhook(hook.id, enabled=True)
     assert missing.value.status == 404
+    again = _rldojo(server, "webhooks", "rm", hook.id)  # the old name still works, and says 404
+    assert again.returncode == 1 and "Traceback" not in again.stderr and "404" in again.stderr
 
 
 @pytest.fixture()
