@@ -72,10 +72,11 @@ test-cluster: $(STAMP) system-deps
 	$(PY) -m pytest -q -m cluster --durations=0 tests/cluster tests/service/test_s3_postgres_service.py
 
 # Dozens of concurrent jobs through the real service: two owners' jobs started in the same second
-# stay apart, stops right after submit are true, resumes continue. Minutes, so outside
-# `make test`; CI runs it too.
+# stay apart, stops right after submit are true, resumes continue; the shared queue under quotas
+# and webhooks retried through a receiver's outage. Minutes, so outside `make test`; CI runs it.
 test-lifecycle: $(STAMP)
-	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py tests/test_readme.py
+	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py \
+		tests/service/test_shared_cluster.py tests/test_readme.py
 
 # The bench scripts end to end at toy scale (train, score, write the record): a minute each of
 # starting Ray and training, so outside `make test`. CI runs it too.

@@ -24,6 +24,7 @@ def _small(**extra: Any) -> dict[str, Any]:
     return {"algorithm": "q_learning", "stop": {"iterations": 3}, **extra}
 
 
+@pytest.mark.lifecycle  # half a minute of queued jobs: make test-lifecycle
 def test_the_queue_keeps_the_quota_orders_and_cancels(carol: Client) -> None:
     jobs = [carol.submit(_small(name=f"c{i}")) for i in range(3)]
     running_most = 0
@@ -108,6 +109,7 @@ def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
         http.shutdown()
 
 
+@pytest.mark.lifecycle  # jobs and a receiver down and back: make test-lifecycle
 def test_every_state_change_reaches_the_webhook_signed_and_retried(
     bob: Client, receiver: tuple[str, type[_Receiver]]
 ) -> None:
