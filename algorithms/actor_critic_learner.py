@@ -17,6 +17,7 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
+from algorithms.common.restored_lr import ConfiguredLearningRate
 from algorithms.common.returns import ADVANTAGES, VALUE_TARGETS, AddAdvantages
 
 
@@ -57,7 +58,7 @@ def actor_critic_loss(
     return total, {key: value.detach() for key, value in parts.items()}
 
 
-class ActorCriticTorchLearner(TorchLearner):
+class ActorCriticTorchLearner(ConfiguredLearningRate, TorchLearner):
     """Computes advantages in its connector pipeline, then minimises `actor_critic_loss`."""
 
     loss_reduction = "mean"

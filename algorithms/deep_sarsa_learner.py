@@ -21,6 +21,7 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.apis import QNetAPI
 
 from algorithms.common.q_network import Q_VALUES, EpsilonGreedyQModule
+from algorithms.common.restored_lr import ConfiguredLearningRate
 
 NEXT_ACTIONS = "next_actions"  # a': the action taken in s'
 NOT_TERMINAL = "not_terminal"  # 1 - done
@@ -49,7 +50,7 @@ def sarsa_loss(
     return td_error.pow(2).mean(), td_error.detach()
 
 
-class DeepSarsaTorchLearner(TorchLearner):
+class DeepSarsaTorchLearner(ConfiguredLearningRate, TorchLearner):
     """One gradient step per transition (s, a, r, s', a'), online and in the order played."""
 
     @classmethod

@@ -42,6 +42,7 @@ from algorithms.common.cuda_graph import CapturedStep
 from algorithms.common.gradients import clean_and_clip_in_place
 from algorithms.common.replay_sampler import SharedSampler
 from algorithms.common.replay_shards import Replay
+from algorithms.common.restored_lr import ConfiguredLearningRate
 from algorithms.dqn_rl_module import Q_VALUES, TARGET_Q_VALUES, DQNTorchRLModule
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class ModuleUpdates:
         self.graph, self.capture_tried = None, False
 
 
-class DQNTorchLearner(TorchLearner):
+class DQNTorchLearner(ConfiguredLearningRate, TorchLearner):
     """Trains `DQNTorchRLModule`s on minibatches it draws from the replay memory."""
 
     @classmethod

@@ -17,6 +17,7 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
+from algorithms.common.restored_lr import ConfiguredLearningRate
 from algorithms.common.returns import AddNormalisedReturns
 
 
@@ -54,7 +55,7 @@ def reinforce_loss(
     return total, {key: value.detach() for key, value in parts.items()}
 
 
-class ReinforceTorchLearner(TorchLearner):
+class ReinforceTorchLearner(ConfiguredLearningRate, TorchLearner):
     """Adds standardised returns in its connector pipeline, then minimises `reinforce_loss`."""
 
     def build(self) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Limits:
 class _Now:
     limits: Limits = field(default_factory=Limits)
     stopping: threading.Event = field(default_factory=threading.Event)
+    perturbations: list[dict[str, Any]] = field(default_factory=list)  # this process's PBT steps
 
 
 _now = _Now()
@@ -78,6 +79,38 @@ def stop_requested() -> bool:
     return _now.stopping.is_set()
 
 
+def perturbations() -> list[dict[str, Any]]:
+    """The PBT exploits of this process's run, oldest first: which trial copied which trial's
+    checkpoint, at which of its iterations, and the hyperparameters it went on with."""
+    return list(_now.perturbations)
+
+
+def _note_perturbation(trials: list[Any], trial: Any, before: dict[str, Any]) -> None:
+    changed = {key: value for key, value in trial.config.items() if before.get(key) != value}
+    if not changed:
+        return
+    # The checkpoint the trial goes on from lies in the trial it copied.
+    checkpoint = getattr(trial.checkpoint, "path", "") or ""
+    source = next(
+        (
+            other.trial_id
+            for other in trials
+            if other is not trial and other.path and checkpoint.startswith(other.path)
+        ),
+        None,
+    )
+    _now.perturbations.append(
+        {
+            "time": time.time(),
+            "trial_id": trial.trial_id,
+            "iteration": (trial.last_result or {}).get("training_iteration"),
+            "copied": source,
+            "from_values": {key: before.get(key) for key in changed},
+            "values": changed,
+        }
+    )
+
+
 def _lookup(result: dict[str, Any], key: str) -> float | None:
     """`result[key]`, with `a/b` keys looked up in nested dicts too."""
     value: Any = result.get(key)
@@ -91,6 +124,11 @@ def _lookup(result: dict[str, Any], key: str) -> float | None:
         return None
 
 
+def limits_reached(result: dict[str, Any] | None) -> bool:
+    """Whether a trial's result reached the job's stop criteria."""
+    return _now.limits.reached(result)
+
+
 def _done(trial: Any) -> bool:
     return _now.limits.reached(getattr(trial, "last_result", None))
 
@@ -101,6 +139,7 @@ class PauseAtStop(TrialScheduler):
 
     def __init__(self, inner: TrialScheduler | None = None) -> None:
         self.inner = inner or FIFOScheduler()
+        self.ends_at_limits = isinstance(inner, PopulationBasedTraining)
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return bool(self.inner.set_search_properties(metric, mode, **spec))
@@ -116,11 +155,24 @@ class PauseAtStop(TrialScheduler):
         self.inner.on_trial_error(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        # PBT's exploits change trials' configs (this one's, or any paused one's in its
+        # synchronous mode): compared before and after to record them.
+        trials = tune_controller.get_trials() if self.ends_at_limits else []
+        configs_before = [dict(other.config) for other in trials]
         decision = self.inner.on_trial_result(tune_controller, trial, result)
-        if decision == TrialScheduler.STOP:
-            return decision  # the inner scheduler's early stop (ASHA) ends the trial for good
-        if stop_requested() or _now.limits.reached(result):
+        for other, before in zip(trials, configs_before, strict=True):
+            _note_perturbation(trials, other, before)
+        if trial.status == "PAUSED":
+            return str(decision)  # the inner scheduler paused it itself (PBT)
+        if stop_requested():
             return TrialScheduler.PAUSE
+        if _now.limits.reached(result):
+            # The job's stop comes first: a trial at its criteria is done (and extensible),
+            # not stopped early, even when ASHA's last rung is the same iteration. Under PBT
+            # it ends: PBT counts a paused trial in its population, and the others would
+            # keep copying its last checkpoint over and over.
+            return TrialScheduler.STOP if self.ends_at_limits else TrialScheduler.PAUSE
+        # CONTINUE, PAUSE (PBT making room), or STOP: ASHA's early stop ends the trial for good.
         return str(decision)
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:

@@ -33,6 +33,7 @@ import algorithms
 import envs
 from service.spec_model import (
     MAX_SEED,
+    AshaSpec,
     CheckpointSpec,
     ChoiceSearch,
     GridSearch,
@@ -293,7 +294,69 @@ def _cross_field_problems(
             problems += config_problems
     if usable["search"] and spec is not None:
         problems += _search_problems(algorithm, spec.search, spec.trials)
+        problems += _scheduler_problems(algorithm, spec)
+        problems += _searcher_problems(spec)
     return problems, typed
+
+
+def _scheduler_problems(algorithm: str, spec: JobSpec) -> list[Problem]:
+    """A scheduler ranks trials against each other (so needs two), ASHA its rungs within the
+    run, and PBT's mutations are hyperparameters of the algorithm, of their type."""
+    scheduler = spec.scheduler
+    if scheduler is None:
+        return []
+    problems: list[Problem] = []
+    if spec.trials < 2:
+        problems.append(
+            (
+                ("scheduler",),
+                f"{scheduler.type} compares trials: the job runs {spec.trials}; "
+                "give num_samples or a grid in search for two or more",
+            )
+        )
+    if isinstance(scheduler, AshaSpec):
+        max_t = scheduler.max_t or spec.stop.iterations
+        if max_t is None:
+            problems.append((("scheduler", "max_t"), "required when the stop has no iterations"))
+        elif scheduler.grace_period > max_t:
+            problems.append(
+                (("scheduler", "grace_period"), f"above max_t ({max_t}): no rung to stop at")
+            )
+        return problems
+    known = algorithms.hyperparameters(algorithm)
+    for key, domain in scheduler.hyperparam_mutations.items():
+        location = ("scheduler", "hyperparam_mutations", key)
+        if key not in known:
+            problems.append((location, f"unknown key; known: {', '.join(sorted(known))}"))
+            continue
+        for candidate in _search_values(domain):
+            try:
+                _typed(known[key].type, candidate, location)
+            except SpecFieldError as error:
+                problems.append((error.location, error.message))
+                break
+    return problems
+
+
+def _searcher_problems(spec: JobSpec) -> list[Problem]:
+    """A model-based searcher samples each trial's values: it has domains to sample, no grid."""
+    if spec.searcher is None or spec.searcher.type == "random":
+        return []
+    problems: list[Problem] = []
+    if not spec.search:
+        problems.append(
+            (("searcher",), f"{spec.searcher.type} samples the search domains: give some")
+        )
+    for key, domain in spec.search.items():
+        if isinstance(domain, GridSearch):
+            problems.append(
+                (
+                    ("search", key),
+                    f"{spec.searcher.type} samples each trial's values and "
+                    "takes no grid; give a choice (or the random searcher)",
+                )
+            )
+    return problems
 
 
 def _non_finite(value: Any, location: tuple[str, ...] = ()) -> tuple[str, ...] | None:
@@ -321,11 +384,41 @@ class SpecError(ValueError):
 
     @classmethod
     def from_pydantic(cls, error: ValidationError) -> SpecError:
-        found = []
+        found: list[dict[str, Any]] = []
         for item in error.errors():
             context = item.get("ctx", {}).get("error")
             if isinstance(context, SpecFieldError):
                 found.append({"loc": list(context.location), "msg": context.message})
-            else:
-                found.append({"loc": [str(part) for part in item["loc"]], "msg": item["msg"]})
+                continue
+            location = _user_location([str(part) for part in item["loc"]])
+            if location is None:  # one of a domain union's tries: said once, below
+                location = _domain_location([str(part) for part in item["loc"]])
+                entry = {"loc": location, "msg": _DOMAIN_MESSAGE}
+                if entry not in found:
+                    found.append(entry)
+                continue
+            found.append({"loc": location, "msg": item["msg"]})
         return cls(found)
+
+
+# A search domain that matches none of its forms fails each form's model: one error instead.
+_DOMAIN_FORMS = ("GridSearch", "ChoiceSearch", "UniformSearch", "LogUniformSearch")
+_DOMAIN_MESSAGE = (
+    'a domain is one of {"grid": [...]}, {"choice": [...]}, {"uniform": [low, high]}, '
+    '{"loguniform": [low, high]} (PBT\'s mutations: no grid)'
+)
+
+
+def _user_location(location: list[str]) -> list[str] | None:
+    """The field as the user wrote it: without the scheduler's tag pydantic puts in; None for
+    one form's error of a search domain."""
+    if location[:1] == ["scheduler"] and location[1:2] in (["asha"], ["pbt"]):
+        location = location[:1] + location[2:]
+    if any(part in _DOMAIN_FORMS for part in location):
+        return None
+    return location
+
+
+def _domain_location(location: list[str]) -> list[str]:
+    cut = next(index for index, part in enumerate(location) if part in _DOMAIN_FORMS)
+    return _user_location(location[:cut]) or location[:cut]

@@ -90,6 +90,59 @@ class LogUniformSearch(_Strict):
 
 
 SearchDomain = GridSearch | ChoiceSearch | UniformSearch | LogUniformSearch
+SampledDomain = ChoiceSearch | UniformSearch | LogUniformSearch  # what PBT resamples from
+
+# The result a scheduler or searcher ranks trials by: the mean episode return, the higher the
+# better (the job's best trial and checkpoint are chosen by it too).
+Metric = Literal["return_mean"]
+Mode = Literal["max"]
+
+
+class AshaSpec(_Strict):
+    """Asynchronous successive halving (Tune's ASHAScheduler): at each rung (`grace_period`
+    iterations, then `reduction_factor` times more) a trial below the top 1/`reduction_factor`
+    of the trials that reached the rung stops early, for good."""
+
+    type: Literal["asha"]
+    metric: Metric = "return_mean"
+    mode: Mode = "max"
+    grace_period: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] = 1
+    max_t: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] | None = Field(
+        default=None, description="The last rung's iterations; None: the job's stop.iterations."
+    )
+    reduction_factor: Annotated[float, Field(gt=1, le=100)] = 3
+
+
+class PbtSpec(_Strict):
+    """Population Based Training (Tune's PopulationBasedTraining): every
+    `perturbation_interval` iterations a trial in the bottom `quantile_fraction` copies the
+    checkpoint of one in the top, then trains on with that trial's hyperparameters perturbed
+    (each `hyperparam_mutations` key multiplied by 0.8 or 1.2, or resampled from its domain
+    with `resample_probability`)."""
+
+    type: Literal["pbt"]
+    metric: Metric = "return_mean"
+    mode: Mode = "max"
+    perturbation_interval: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] = 5
+    hyperparam_mutations: Annotated[dict[str, SampledDomain], Field(min_length=1)]
+    quantile_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.25
+    resample_probability: Annotated[float, Field(ge=0, le=1)] = 0.25
+
+
+SchedulerSpec = Annotated[AshaSpec | PbtSpec, Field(discriminator="type")]
+
+
+class SearcherSpec(_Strict):
+    """How the `search` domains are sampled: "random" (Tune's own sampling, grids included)
+    or "optuna" (Tune's OptunaSearch: TPE, each trial's values chosen from the results so
+    far; `max_concurrent` trials at once, which is what lets it learn from the earlier ones)."""
+
+    type: Literal["random", "optuna"]
+    metric: Metric = "return_mean"
+    mode: Mode = "max"
+    max_concurrent: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
 Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 
@@ -109,6 +162,12 @@ class JobSpec(_Strict):
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     search: dict[str, SearchDomain] = Field(default_factory=dict)
     num_samples: Annotated[int, Field(ge=1, le=100)] = 1
+    scheduler: SchedulerSpec | None = Field(
+        default=None, description="Early stopping (asha) or population based training (pbt)."
+    )
+    searcher: SearcherSpec | None = Field(
+        default=None, description="How `search` is sampled; None: Tune's random and grid."
+    )
     priority: Priority = Field(
         default="normal", description="The queue's order: high jobs start first (and preempt)."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,8 @@ import ray
 from ray import tune
 
 from algorithms.common import metrics
-from service.jobdir import JobDirectory
+from service import pausing
+from service.jobdir import JobDirectory, finite_float
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,14 @@ class ForwardToLive(tune.Callback):
     ) -> None:
         for callback in _LIVE.get():
             callback.on_checkpoint(iteration, trials, trial, checkpoint, **info)
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        for callback in _LIVE.get():
+            callback.on_step_end(iteration, trials, **info)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        for callback in _LIVE.get():
+            callback.on_experiment_end(trials, **info)
 
 
 class RowsBesideCheckpoints(tune.Callback):
@@ -133,6 +143,76 @@ def _waiting_message(trials: list[Any]) -> str:
     need = ", ".join(f"{value:g} {key}" for key, value in sorted(needed.items()))
     have = ", ".join(f"{free.get(key, 0.0):g} {key}" for key in sorted(needed))
     return f"waiting for resources: a trial needs {need}; the cluster has {have} free"
+
+
+class TrialTable(tune.Callback):
+    """Keeps `trials.json`, the table of the job's trials, for the API, the CLI and the page.
+
+    Each trial: its state ("pending", "running", "paused", "finished", "stopped early" by the
+    job's scheduler, "failed"), the searched and mutated hyperparameters it trains with now,
+    its iterations and best return; and PBT's perturbations, oldest first. The table of an
+    earlier attempt is carried on (its bests and perturbations), so it spans the whole job.
+    Written when it changes, at most every `EVERY_S`, and at the end of the run.
+    """
+
+    EVERY_S = 2.0
+
+    def __init__(self, directory: JobDirectory, keys: list[str], early_stops: bool) -> None:
+        self.directory = directory
+        self.keys = keys
+        self.early_stops = early_stops  # a scheduler that ends trials early (ASHA, PBT)
+        earlier = directory.read_trials() or {}
+        self.best: dict[str, float] = {
+            row["trial_id"]: row["best_return"]
+            for row in earlier.get("trials", [])
+            if row.get("best_return") is not None
+        }
+        self.earlier_perturbations: list[dict[str, Any]] = earlier.get("perturbations", [])
+        self.written: Any = None
+        self.written_at = 0.0
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        value = finite_float(metrics.flatten(result).get(metrics.EPISODE_RETURN_MEAN))
+        if value is not None and value > self.best.get(trial.trial_id, -math.inf):
+            self.best[trial.trial_id] = value
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if time.monotonic() - self.written_at >= self.EVERY_S:
+            self._write(trials)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._write(trials)
+
+    def _write(self, trials: list[Any]) -> None:
+        table = {
+            "trials": [self._row(trial) for trial in trials],
+            "perturbations": self.earlier_perturbations + pausing.perturbations(),
+        }
+        self.written_at = time.monotonic()
+        if table != self.written:
+            self.directory.write_trials(table)
+            self.written = table
+
+    def _row(self, trial: Any) -> dict[str, Any]:
+        result = metrics.flatten(trial.last_result or {})
+        return {
+            "trial_id": trial.trial_id,
+            "state": self._state(trial),
+            "hyperparameters": {key: trial.config.get(key) for key in self.keys},
+            "iterations": int(result.get(metrics.ITERATION, 0) or 0),
+            "return_mean": finite_float(result.get(metrics.EPISODE_RETURN_MEAN)),
+            "best_return": self.best.get(trial.trial_id),
+        }
+
+    def _state(self, trial: Any) -> str:
+        done = pausing.limits_reached(trial.last_result)
+        if trial.status == "TERMINATED":
+            return "stopped early" if self.early_stops and not done else "finished"
+        if trial.status == "PAUSED":
+            return "finished" if done else "paused"
+        return {"ERROR": "failed"}.get(trial.status, str(trial.status).lower())
 
 
 ProgressFn = Callable[[dict[str, Any]], None]

@@ -33,10 +33,17 @@ import algorithms
 from algorithms.common import metrics
 from service import pausing, quiet
 from service.compiler import CompiledJob
-from service.driver.callbacks import ForwardToLive, JobProgress, RowsBesideCheckpoints, live
+from service.driver import search
+from service.driver.callbacks import (
+    ForwardToLive,
+    JobProgress,
+    RowsBesideCheckpoints,
+    TrialTable,
+    live,
+)
 from service.driver.tune_private import ResumeFromNewest
 from service.jobdir import JobDirectory, finite_float
-from service.spec import ChoiceSearch, GridSearch, LogUniformSearch, SearchDomain
+from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
 from service.status import root_cause
 
 logger = logging.getLogger(__name__)
@@ -138,6 +145,9 @@ def train(
     running = [
         *(callbacks or []),
         RowsBesideCheckpoints(),
+        TrialTable(
+            directory, _table_keys(compiled.spec), early_stops=compiled.spec.scheduler is not None
+        ),
         *([ResumeFromNewest(directory)] if resume else []),
     ]
     with live(running), _stop_gracefully_on_sigterm():
@@ -148,6 +158,12 @@ def train(
         trials=[_summarise(grid[index]) for index in range(len(grid))],
         best_checkpoint=directory.checkpoint_uri(best) if best else None,
     )
+
+
+def _table_keys(spec: JobSpec) -> list[str]:
+    """The hyperparameters a trial table shows: those searched, then those PBT mutates."""
+    mutated = list(getattr(spec.scheduler, "hyperparam_mutations", {}))
+    return list(dict.fromkeys([*spec.search, *mutated]))
 
 
 def _trainable(compiled: CompiledJob) -> Any:
@@ -176,8 +192,10 @@ def _new_tuner(compiled: CompiledJob, directory: JobDirectory) -> tune.Tuner:
             num_samples=spec.num_samples,
             # What the queue counted this job as holding (service/admission.py).
             max_concurrent_trials=spec.resources.concurrent_trials,
-            # Trials pause with a checkpoint at the stop criteria and on a stop request.
-            scheduler=pausing.PauseAtStop(),
+            # Trials pause with a checkpoint at the stop criteria and on a stop request, under
+            # the spec's scheduler (ASHA, PBT) when it names one.
+            scheduler=pausing.PauseAtStop(search.tune_scheduler(spec)),
+            search_alg=search.tune_searcher(spec),
         ),
         run_config=tune.RunConfig(
             name=name,

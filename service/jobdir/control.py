@@ -2,7 +2,9 @@
 
 The API asks an attempt's driver to stop (`attempts/<n>/stop`, which the driver looks for every
 second and at start-up); the driver reports what it is doing (`attempts/<n>/progress.json`);
-the API keeps each ended attempt's driver log (`logs/attempt-<n>.log`).
+the API keeps each ended attempt's driver log (`logs/attempt-<n>.log`); the driver keeps the
+table of the job's trials (`trials.json`: each trial's state, hyperparameters, iterations and
+best return, and PBT's perturbations) over every attempt.
 """
 
 from __future__ import annotations
@@ -39,3 +41,13 @@ class ControlFiles(JobFiles):
 
     def read_log(self, attempt: int) -> str | None:
         return self.read_text(f"logs/attempt-{attempt}.log")
+
+    def write_trials(self, table: dict[str, Any]) -> None:
+        self.write_text("trials.json", json.dumps(table))
+
+    def read_trials(self) -> dict[str, Any] | None:
+        text = self.read_text("trials.json")
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None  # being written right now

@@ -1,8 +1,10 @@
 """The contract every registered algorithm keeps, checked the same way for each.
 
 Built on its default env (the book's), each algorithm trains one iteration reporting the shared
-metric keys, checkpoints, restores with RLlib's `Algorithm.from_checkpoint`, and its checkpoint
-evaluates with the one `evaluate()`. Two runs with the same seed give the same first-iteration
+metric keys, checkpoints, and restores the way Tune's Population Based Training restores a
+trial that copies another: a new algorithm built with a perturbed hyperparameter restores the
+checkpoint, and trains with the perturbed value (read back from its learner: the optimizer's
+rate for `lr`, not the checkpoint's). Its checkpoint evaluates with the one `evaluate()`. Two runs with the same seed give the same first-iteration
 return, except where the algorithm itself is not deterministic:
 
 - `a3c`: workers send gradients whenever they finish and the learner applies them on arrival,
@@ -20,6 +22,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 
 import algorithms
 from algorithms.common import metrics
+from algorithms.common.restored_lr import optimizer_learning_rates
 from algorithms.evaluation import evaluate
 
 NOT_DETERMINISTIC = {"a3c"}
@@ -29,6 +32,24 @@ def _first_iteration(name: str, seed: int) -> tuple[Algorithm, dict[str, Any]]:
     config = algorithms.default_config(name).debugging(seed=seed)
     algo = config.build_algo()
     return algo, metrics.flatten(algo.train())
+
+
+def _perturbed(name: str) -> tuple[str, float]:
+    """A hyperparameter PBT would mutate, and a value the default config does not have."""
+    key = next(k for k in ("lr", "alpha", "gamma") if k in algorithms.hyperparameters(name))
+    return key, float(getattr(algorithms.default_config(name), key)) * 0.5
+
+
+def _in_effect(algo: Algorithm, key: str) -> list[float]:
+    """What each of the algorithm's learners trains with for `key`, read from the learner."""
+
+    def read(learner: Any) -> list[float]:
+        if key == "lr":
+            return list(optimizer_learning_rates(learner).values())
+        return [float(learner.config[key])]
+
+    results = algo.learner_group.foreach_learner(read)
+    return [value for result in results for value in result.get()]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -51,11 +72,16 @@ def test_every_algorithm_trains_checkpoints_restores_and_evaluates(
     finally:
         algo.stop()  # its EnvRunners hold the fixture's CPUs, which the restored one needs
 
-    restored = Algorithm.from_checkpoint(checkpoint)
+    key, value = _perturbed(name)
+    restored = algorithms.default_config(name).debugging(seed=7).training(**{key: value})
+    restored = restored.build_algo()
     try:
+        restored.restore_from_path(checkpoint)
         assert type(restored) is kind
         assert restored.iteration == 1
         assert restored.config.env == algorithms.get(name).default_env
+        in_effect = _in_effect(restored, key)
+        assert in_effect and all(v == pytest.approx(value) for v in in_effect), (key, in_effect)
     finally:
         restored.stop()
 
