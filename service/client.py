@@ -39,6 +39,7 @@ from service.schemas import (
     HealthOut,
     JobOut,
     LeaderboardEntry,
+    TrialsOut,
     WebhookOut,
 )
 from service.spec_model import JobSpec
@@ -219,6 +220,11 @@ class Client:
 
     def logs(self, job_id: str) -> str:
         return self._request("GET", f"/v1/jobs/{job_id}/logs").text
+
+    def trials(self, job_id: str) -> TrialsOut:
+        """The job's trials (best first: state, hyperparameters, iterations, best return) and
+        PBT's perturbations."""
+        return self._one(TrialsOut, "GET", f"/v1/jobs/{job_id}/trials")
 
     def _events(self, path: str) -> Iterator[tuple[str, Any]]:
         """Server-sent events of a stream as (event, data) pairs, until the server ends it."""

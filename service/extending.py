@@ -12,7 +12,7 @@ from typing import Any
 from service import compiler
 from service.compiler import CompiledJob
 from service.jobdir import JobDirectory
-from service.spec import parse_spec
+from service.spec import SpecError, parse_spec
 from service.store import JobRecord, Store
 
 
@@ -20,9 +20,20 @@ def extend(job: JobRecord, stop: dict[str, Any], directory: JobDirectory, store:
     """Write `job`'s spec and compiled job with `stop` (fields of the spec's stop) merged in.
 
     Raises:
-        SpecError: the merged stop is not a valid one (a field named, as at submit).
+        SpecError: the merged stop is not a valid one (a field named, as at submit), or the
+            job's trials ended at its stop (PBT, a model-based searcher).
     """
     spec = parse_spec({**job.spec, "stop": {**job.spec.get("stop", {}), **stop}})
+    if spec.trials_end_at_stop:
+        raise SpecError(
+            [
+                {
+                    "loc": ["stop"],
+                    "msg": "this job's trials ended at its stop (its PBT or model-based searcher "
+                    "needs them ended): there is nothing to extend; submit a new job",
+                }
+            ]
+        )
     stored = CompiledJob.model_validate(directory.read_compiled())
     directory.write_compiled(compiler.with_stop(stored, spec).model_dump(mode="json"))
     spec_json = spec.model_dump(mode="json")

@@ -33,6 +33,8 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
+from service.driver.tune_private import release_search_slot
+
 logger = logging.getLogger(__name__)
 
 
@@ -137,9 +139,11 @@ class PauseAtStop(TrialScheduler):
     """Wraps the job's scheduler (FIFO unless the spec chose one): PAUSE at the criteria and
     on a stop request, and never start a trial that is done or while stopping."""
 
-    def __init__(self, inner: TrialScheduler | None = None) -> None:
+    def __init__(self, inner: TrialScheduler | None = None, ends_at_limits: bool = False) -> None:
         self.inner = inner or FIFOScheduler()
-        self.ends_at_limits = isinstance(inner, PopulationBasedTraining)
+        # PBT and model-based searchers need a trial at the stop to end
+        # (`JobSpec.trials_end_at_stop`).
+        self.ends_at_limits = ends_at_limits
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return bool(self.inner.set_search_properties(metric, mode, **spec))
@@ -157,7 +161,8 @@ class PauseAtStop(TrialScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         # PBT's exploits change trials' configs (this one's, or any paused one's in its
         # synchronous mode): compared before and after to record them.
-        trials = tune_controller.get_trials() if self.ends_at_limits else []
+        pbt = isinstance(self.inner, PopulationBasedTraining)
+        trials = tune_controller.get_trials() if pbt else []
         configs_before = [dict(other.config) for other in trials]
         decision = self.inner.on_trial_result(tune_controller, trial, result)
         for other, before in zip(trials, configs_before, strict=True):
@@ -169,9 +174,13 @@ class PauseAtStop(TrialScheduler):
         if _now.limits.reached(result):
             # The job's stop comes first: a trial at its criteria is done (and extensible),
             # not stopped early, even when ASHA's last rung is the same iteration. Under PBT
-            # it ends: PBT counts a paused trial in its population, and the others would
-            # keep copying its last checkpoint over and over.
-            return TrialScheduler.STOP if self.ends_at_limits else TrialScheduler.PAUSE
+            # it ends (PBT counts a paused trial in its population, and the others would keep
+            # copying its last checkpoint over and over), and under a model-based searcher
+            # (which hears of a trial's result, and starts the next, only once it ends).
+            if self.ends_at_limits:
+                return TrialScheduler.STOP
+            release_search_slot(tune_controller, trial, result)  # the next trial may start
+            return TrialScheduler.PAUSE
         # CONTINUE, PAUSE (PBT making room), or STOP: ASHA's early stop ends the trial for good.
         return str(decision)
 
@@ -211,8 +220,11 @@ class EndWhenAllPaused(tune.Callback):
     that) ends the run anyway: their last periodic checkpoint is what a resume continues.
     """
 
-    def __init__(self, patience_s: float = 15.0) -> None:
+    def __init__(self, patience_s: float = 15.0, expected_trials: int | None = None) -> None:
         self.patience_s = patience_s
+        # A searcher (and Tune's own variant generator) creates trials as earlier ones end:
+        # the run is settled only once all of them exist.
+        self.expected_trials = expected_trials
         self.asked_at: float | None = None
         self.sent = False
 
@@ -226,7 +238,8 @@ class EndWhenAllPaused(tune.Callback):
             if idle or late:
                 self._end("every trial paused with a checkpoint" if idle else "forced")
             return
-        settled = all(
+        expected = getattr(self, "expected_trials", None)  # None in experiments from before
+        settled = (expected is None or len(trials) >= expected) and all(
             t.status in ("TERMINATED", "ERROR") or (t.status == "PAUSED" and _done(t))
             for t in trials
         )

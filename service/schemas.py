@@ -139,6 +139,40 @@ class SpecCheckOut(APIModel):
     trial_resources: list[dict[str, float]] = Field(description="Ray bundles one trial asks for")
 
 
+TrialState = Literal["pending", "running", "paused", "finished", "stopped early", "failed"]
+
+
+class TrialOut(APIModel):
+    """One trial of a job: its state ("stopped early": the job's scheduler ended it before
+    the stop), the searched and mutated hyperparameters it trains with now, how far it got."""
+
+    trial_id: str
+    state: TrialState | str
+    hyperparameters: dict[str, Any]
+    iterations: int
+    return_mean: float | None
+    best_return: float | None
+
+
+class PerturbationOut(APIModel):
+    """One PBT exploit: `trial_id` copied trial `copied`'s checkpoint after its iteration
+    `iteration`, and went on with `values` (it had `from_values`)."""
+
+    time: float
+    trial_id: str
+    iteration: int | None
+    copied: str | None
+    from_values: dict[str, Any]
+    values: dict[str, Any]
+
+
+class TrialsOut(APIModel):
+    """A job's trials, best return first, and PBT's perturbations, oldest first."""
+
+    trials: list[TrialOut]
+    perturbations: list[PerturbationOut]
+
+
 class CheckpointOut(APIModel):
     """One checkpoint: its id, trial, iteration, env steps and mean return when written."""
 

@@ -188,6 +188,14 @@ class JobSpec(_Strict):
         return count
 
     @property
+    def trials_end_at_stop(self) -> bool:
+        """Whether a trial ends for good at the stop criteria instead of pausing there (where
+        an extend would continue it): under PBT, whose population a paused trial would stay in,
+        and under a model-based searcher, which learns from each trial only once it ends."""
+        model_based = self.searcher is not None and self.searcher.type != "random"
+        return isinstance(self.scheduler, PbtSpec) or model_based
+
+    @property
     def env_id(self) -> str:
         """The env id (`service.spec.parse_spec` fills in the algorithm's default)."""
         if self.env is None:

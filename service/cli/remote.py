@@ -3,7 +3,7 @@
 `results.py`.
 
     rldojo submit q_learning --env rldojo/GridWorld-v0 --stop-iters 30 --follow
-    rldojo jobs | status ID | logs ID -f | stop ID | resume ID | delete ID
+    rldojo jobs | status ID | trials ID | logs ID -f | stop ID | resume ID | delete ID
 
 The server and token come from `--url`/`--token` or `RLDOJO_URL`/`RLDOJO_TOKEN`. These commands
 import only httpx and pydantic (not Ray, torch or RLlib), so they start in a fraction of a second.
@@ -174,6 +174,47 @@ def status(job_id: str, as_json: AsJson = False, url: Url = None, token: Token =
 
 
 @guarded
+def trials(job_id: str, as_json: AsJson = False, url: Url = None, token: Token = None) -> None:
+    """A job's trials, best first (state, hyperparameters, iterations, best return), and the
+    perturbations of a PBT job: which trial copied which, when, with which values."""
+    with client_for(url, token) as client:
+        found = client.trials(job_id)
+    if as_json:
+        write_json(found.model_dump(mode="json"))
+        return
+    keys = list(dict.fromkeys(key for trial in found.trials for key in trial.hyperparameters))
+    table = Table(box=None)
+    for name in ("trial", "state", *keys, "iterations", "return", "best return"):
+        table.add_column(name, no_wrap=name in ("trial", "state"))
+    for trial in found.trials:
+        table.add_row(
+            trial.trial_id,
+            trial.state,
+            *(_value(trial.hyperparameters.get(key)) for key in keys),
+            str(trial.iterations),
+            _value(trial.return_mean),
+            _value(trial.best_return),
+        )
+    out.print(table if found.trials else "no trials yet")
+    for step in found.perturbations:
+        values = ", ".join(
+            f"{key} {_value(step.from_values.get(key))} -> {_value(value)}"
+            for key, value in step.values.items()
+        )
+        out.print(
+            f"iteration {step.iteration}: {step.trial_id} copied {step.copied or '?'}; {values}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@guarded
 def logs(
     job_id: str,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends")] = False,
@@ -245,6 +286,7 @@ def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(jobs)
     app.command()(status)
+    app.command()(trials)
     app.command()(logs)
     app.command()(stop)
     app.command()(resume)

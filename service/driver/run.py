@@ -194,7 +194,9 @@ def _new_tuner(compiled: CompiledJob, directory: JobDirectory) -> tune.Tuner:
             max_concurrent_trials=spec.resources.concurrent_trials,
             # Trials pause with a checkpoint at the stop criteria and on a stop request, under
             # the spec's scheduler (ASHA, PBT) when it names one.
-            scheduler=pausing.PauseAtStop(search.tune_scheduler(spec)),
+            scheduler=pausing.PauseAtStop(
+                search.tune_scheduler(spec), ends_at_limits=spec.trials_end_at_stop
+            ),
             search_alg=search.tune_searcher(spec),
         ),
         run_config=tune.RunConfig(
@@ -205,7 +207,10 @@ def _new_tuner(compiled: CompiledJob, directory: JobDirectory) -> tune.Tuner:
                 num_to_keep=spec.checkpoint.keep,
                 checkpoint_at_end=True,
             ),
-            callbacks=[ForwardToLive(), pausing.EndWhenAllPaused(patience_s=STOP_PATIENCE_S)],
+            callbacks=[
+                ForwardToLive(),
+                pausing.EndWhenAllPaused(patience_s=STOP_PATIENCE_S, expected_trials=spec.trials),
+            ],
             verbose=0,
         ),
     )

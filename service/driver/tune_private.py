@@ -3,7 +3,8 @@ version it was written and tested for.
 
 Tune 2.60 offers no public way to make a resumed trial continue from a checkpoint its
 experiment snapshot did not record, nor to drop one it did (`_ResumeFromNewest`'s reasons are
-in its docstring). The code here rewrites `_CheckpointManager._checkpoint_results` and
+in its docstring), nor to tell the search algorithm that a paused trial is done
+(`release_search_slot`). The code here rewrites `_CheckpointManager._checkpoint_results` and
 `_latest_checkpoint_result`, and builds `ray.train._internal.session._TrainingResult`: any
 other Ray may have renamed or changed them, so using it there fails loudly at once rather
 than resuming from the wrong place.
@@ -46,6 +47,20 @@ def check_ray_version(found: str | None = None) -> None:
             f"service/driver/tune_private.py uses Ray Tune internals tested with Ray "
             f"{TESTED_RAY}; found Ray {found}"
         )
+
+
+def release_search_slot(tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
+    """Tell the run's search algorithm that `trial`, paused at the job's stop, is complete.
+
+    Tune tells it only of trials that terminate, and its count of live trials is what holds a
+    job to `max_concurrent_trials` (the job's `concurrent_trials`): without this, the next
+    trial of a job that runs them one at a time would never start. Calling it twice for one
+    trial is harmless (the generator forgets a trial it no longer holds).
+    """
+    check_ray_version()
+    search_alg = getattr(tune_controller, "_search_alg", None)
+    if search_alg is not None:
+        search_alg.on_trial_complete(trial.trial_id, result=result)
 
 
 class ResumeFromNewest(tune.Callback):

@@ -4,8 +4,9 @@ Built on its default env (the book's), each algorithm trains one iteration repor
 metric keys, checkpoints, and restores the way Tune's Population Based Training restores a
 trial that copies another: a new algorithm built with a perturbed hyperparameter restores the
 checkpoint, and trains with the perturbed value (read back from its learner: the optimizer's
-rate for `lr`, not the checkpoint's). Its checkpoint evaluates with the one `evaluate()`. Two runs with the same seed give the same first-iteration
-return, except where the algorithm itself is not deterministic:
+rate for `lr`, not the checkpoint's). Its checkpoint evaluates with the one `evaluate()`. Two
+runs with the same seed give the same first-iteration return, except where the algorithm itself
+is not deterministic:
 
 - `a3c`: workers send gradients whenever they finish and the learner applies them on arrival,
   so which policy plays which steps depends on timing (the point of A3C).

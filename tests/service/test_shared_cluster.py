@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,7 @@ import pytest
 from service.client import APIError, Client
 from service.status import ON_RAY
 from service.webhooks import SIGNATURE_HEADER, verify
-from tests.service.conftest import ALICE, BOB, RLDOJO, Server, wait_for_condition
+from tests.service.conftest import ALICE, BOB, CAROL, RLDOJO, Server, wait_for_condition
 
 
 def _small(**extra: Any) -> dict[str, Any]:
@@ -187,8 +188,6 @@ def test_shared_jobs_are_readable_comparable_and_on_the_leaderboard(
     assert top[0].return_mean == 100.0 and top[0].episodes == 3
     assert all(entry.job_id != private.id for entry in alice.leaderboard(env))
 
-    import subprocess
-
     pulled = subprocess.run(
         [RLDOJO, "pull", "--best-for", env, "--out", str(tmp_path / "best"), "--url", server.url],
         env={"RLDOJO_TOKEN": BOB, "PATH": "/usr/bin:/bin"},
@@ -210,7 +209,7 @@ def test_shared_jobs_are_readable_comparable_and_on_the_leaderboard(
     assert raw.status_code == 422
 
 
-def test_a_job_that_could_never_start_is_refused(carol: Client) -> None:
+def test_a_job_that_could_never_start_is_refused(carol: Client, server: Server) -> None:
     grid = {"alpha": {"grid": [0.1, 0.2, 0.3]}}
     with pytest.raises(APIError) as over_quota:  # carol may hold 1 CPU
         carol.submit(_small(search=grid, resources={"concurrent_trials": 2}))
@@ -221,3 +220,26 @@ def test_a_job_that_could_never_start_is_refused(carol: Client) -> None:
     fitted = carol.submit(_small(search=grid))  # trials run one at a time, within the quota
     assert fitted.spec["resources"]["concurrent_trials"] == 1 and fitted.cpus == 1.0
     assert carol.wait(fitted.id, timeout=300).status == "SUCCEEDED"
+    # Its trials, as the API and `rldojo trials` show them: each grid point, run to the stop.
+    trials = carol.trials(fitted.id)
+    assert sorted(t.hyperparameters["alpha"] for t in trials.trials) == [0.1, 0.2, 0.3]
+    assert {(t.state, t.iterations) for t in trials.trials} == {("finished", 3)}
+    assert trials.perturbations == []
+    shown = subprocess.run(
+        [RLDOJO, "trials", fitted.id, "--url", server.url],
+        env={"RLDOJO_TOKEN": CAROL, "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split()[:7] == [
+        "trial",
+        "state",
+        "alpha",
+        "iterations",
+        "return",
+        "best",
+        "return",
+    ]
+    assert shown.stdout.count(" finished ") == 3, shown.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Annotated, Any
 
@@ -26,7 +27,17 @@ from service.api.deps import (
 from service.idempotency import HEADER, KeyReusedError
 from service.jobs import JobService
 from service.recent import Recent
-from service.schemas import ErrorOut, JobOut, JobUpdate, ResumeIn, Scalar, SpecCheckOut
+from service.schemas import (
+    ErrorOut,
+    JobOut,
+    JobUpdate,
+    PerturbationOut,
+    ResumeIn,
+    Scalar,
+    SpecCheckOut,
+    TrialOut,
+    TrialsOut,
+)
 from service.spec import SpecError, hyperparameters, parse_spec
 from service.status import JobStatus
 from service.store import JobRecord
@@ -309,6 +320,21 @@ def job_metrics(
 
     stream = _follow(jobs, job, settings.poll_seconds, new_rows)
     return StreamingResponse(stream, media_type=SSE)  # type: ignore[return-value]
+
+
+@router.get("/{job_id}/trials", response_model=TrialsOut)
+def job_trials(job: VisibleJob, jobs: JobsDep) -> TrialsOut:
+    """The job's trials, best return first: state ("stopped early" when its scheduler ended
+    it), the searched and mutated hyperparameters, iterations, best return; and PBT's
+    perturbations (which trial copied which, when, with which values), oldest first. Empty
+    until the job's driver has written its first table."""
+    table = jobs.directory(job).read_trials() or {}
+    trials = [TrialOut.model_validate(row) for row in table.get("trials", [])]
+    trials.sort(key=lambda trial: -math.inf if trial.best_return is None else trial.best_return)
+    return TrialsOut(
+        trials=trials[::-1],
+        perturbations=[PerturbationOut.model_validate(p) for p in table.get("perturbations", [])],
+    )
 
 
 @router.get(

@@ -1,7 +1,8 @@
 // #/jobs/<id>: live learning curve and a second chart (from the SSE metrics stream; each attempt
 // of a resumed job is its own line), the log tail (SSE), stop / resume / delete, priority,
-// the job's spec and the settings it runs with, checkpoints with downloads, and the evaluation
-// panel. A failed job shows why in one line, and what cannot work is disabled.
+// the job's spec and the settings it runs with, the trials of a search (state, "stopped early"
+// by its scheduler, hyperparameters, best return; PBT's perturbations), checkpoints with
+// downloads, and the evaluation panel. A failed job shows why in one line, and what cannot work is disabled.
 
 import { blob, follow, get, patch, post, remove, saveBlob } from "../api.js";
 import { LineChart } from "../chart.js";
@@ -53,12 +54,14 @@ export function show(view, jobId) {
   const secondBox = h("figure", { id: "second-chart" },
     h("figcaption", {}, "Second chart: ", metricSelect));
   const checkpointRows = h("tbody");
+  const trialsBox = h("section", { id: "trials", hidden: true });
   const log = h("pre", { id: "log", class: "log" });
   const evaluation = evaluationPanel(jobId, controller.signal);
   fill(view, title, meta, failure,
     h("div", { class: "row actions" }, Object.values(buttons), h("label", {}, "priority ", priority)),
     h("div", { class: "charts" }, returnBox, secondBox),
     evaluation.element,
+    trialsBox,
     h("section", {}, h("h2", {}, "Checkpoints"), h("table", { id: "checkpoints" },
       h("thead", {}, h("tr", {}, ["id", "trial", "iteration", "env steps", "mean return", ""]
         .map((t) => h("th", {}, t)))), checkpointRows)),
@@ -132,6 +135,7 @@ export function show(view, jobId) {
     priority.value = job.priority;
     evaluation.setReady(!noCheckpoint);
     showSettings(job);
+    showTrials(await get(`/v1/jobs/${jobId}/trials`, null, controller.signal));
     const checkpoints = await get(`/v1/jobs/${jobId}/checkpoints`, null, controller.signal);
     fill(checkpointRows, checkpoints.map((c) => h("tr", {},
       h("td", {}, h("code", {}, c.id)), h("td", {}, c.trial_id),
@@ -141,6 +145,31 @@ export function show(view, jobId) {
         " ", h("button", { type: "button", class: "quiet", onclick: () => evaluation.start(c.id) },
           "Evaluate")))));
     return job;
+  }
+
+  /** A search's trials, best first, and which trial PBT had copy which (one trial: nothing). */
+  function showTrials({ trials, perturbations }) {
+    trialsBox.hidden = trials.length < 2;
+    if (trialsBox.hidden) return;
+    const keys = [...new Set(trials.flatMap((t) => Object.keys(t.hyperparameters)))];
+    // A learning rate of 0.0005 is not "0.00": hyperparameters keep three significant digits.
+    const value = (v) => (typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : String(v ?? "–"));
+    const cell = (v) => h("td", { class: "num" }, value(v));
+    fill(trialsBox, h("h2", {}, `Trials (${trials.length})`),
+      h("table", { id: "trial-table" },
+        h("thead", {}, h("tr", {}, ["trial", "state", ...keys, "iterations", "return", "best return"]
+          .map((t) => h("th", {}, t)))),
+        h("tbody", {}, trials.map((t) => h("tr", { class: t.state.replace(" ", "-") },
+          h("td", {}, t.trial_id), h("td", {}, t.state),
+          keys.map((k) => cell(t.hyperparameters[k])),
+          cell(t.iterations), h("td", { class: "num" }, number(t.return_mean)),
+          h("td", { class: "num" }, number(t.best_return)))))),
+      perturbations.length ? h("details", { id: "perturbations" },
+        h("summary", {}, `PBT perturbations (${perturbations.length})`),
+        h("ul", {}, perturbations.map((p) => h("li", {},
+          `iteration ${p.iteration}: ${p.trial_id} copied ${p.copied ?? "?"}; `
+          + Object.entries(p.values).map(([k, v]) => `${k} ${value(p.from_values[k])} → ${value(v)}`)
+            .join(", "))))) : "");
   }
 
   let known = null; // the algorithm's setting names (GET /v1/algorithms), fetched once
