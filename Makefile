@@ -73,10 +73,12 @@ test-cluster: $(STAMP) system-deps
 
 # Dozens of concurrent jobs through the real service: two owners' jobs started in the same second
 # stay apart, stops right after submit are true, resumes continue; the shared queue under quotas
-# and webhooks retried through a receiver's outage. Minutes, so outside `make test`; CI runs it.
+# and webhooks retried through a receiver's outage; real ASHA, PBT and Optuna runs; jobs on
+# Gymnasium ids; the README's quick starts. Minutes, so outside `make test`; CI runs it.
 test-lifecycle: $(STAMP)
 	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py \
-		tests/service/test_shared_cluster.py tests/test_readme.py
+		tests/service/test_shared_cluster.py tests/service/test_search.py \
+		tests/service/test_any_env_jobs.py tests/service/test_cli.py tests/test_readme.py
 
 # The bench scripts end to end at toy scale (train, score, write the record): a minute each of
 # starting Ray and training, so outside `make test`. CI runs it too.

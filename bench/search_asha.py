@@ -1,10 +1,11 @@
 """ASHA on CartPole DQN (issue 25): eight trials at two learning rates, the worse stopped early.
 
-The job is README's example spec, trained by the driver's own runtime (`service.driver.run.train`,
-what an API job's Ray job runs) on a local Ray: 4 samples x {lr 5e-4, lr 1e-5}, 40 iterations
-each, ASHA from iteration 5 halving at each rung. Recorded: every trial's state, learning rate,
-iterations and best return (the job's trial table), the iterations ASHA spent against the 320 a
-plain grid would, the best trial, and the wall time.
+The job is README's example spec, trained by the driver's own runtime
+(`service.driver.run.train`, what an API job's Ray job runs) on a local Ray: 4 samples x
+{lr 5e-4, lr 1e-5} (unseeded, so the samples differ), 40 iterations each, ASHA from iteration 5
+halving at each rung. Recorded: every trial's state, learning rate, iterations and best return
+(the job's trial table), the iterations ASHA spent against the 320 a plain grid would, the best
+trial, and the wall time.
 
     .venv/bin/python bench/search_asha.py             # the README job, recorded
     .venv/bin/python bench/search_asha.py --as-test   # 4 trials x 6 iterations, not recorded
@@ -37,7 +38,6 @@ def job(iterations: int, samples: int, grace: int) -> dict[str, Any]:
     return {
         "algorithm": "dqn",
         "env": "CartPole-v1",
-        "seed": 0,
         "stop": {"iterations": iterations},
         "num_samples": samples,
         "resources": {"env_runners": 0},  # one CPU a trial: two trials at once on two cores

@@ -58,7 +58,9 @@ def release_search_slot(tune_controller: Any, trial: Any, result: dict[str, Any]
     trial is harmless (the generator forgets a trial it no longer holds).
     """
     check_ray_version()
-    search_alg = getattr(tune_controller, "_search_alg", None)
+    # Schedulers get the controller behind a wrapper that warns on private attributes.
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    search_alg = getattr(controller, "_search_alg", None)
     if search_alg is not None:
         search_alg.on_trial_complete(trial.trial_id, result=result)
 

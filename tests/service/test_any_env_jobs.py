@@ -4,12 +4,14 @@ toy-text one train to the end; the catalog offers what this cluster can make."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from algorithms.common import metrics
 from service.client import Client
 from tests.service.conftest import ALICE, Server
 
 
+@pytest.mark.lifecycle  # two jobs to their end, a minute: make test-lifecycle
 def test_gymnasium_ids_train_through_the_api(server: Server, alice: Client) -> None:
     acrobot = alice.submit({"algorithm": "dqn", "env": "Acrobot-v1", "stop": {"env_steps": 1500}})
     lake = alice.submit(

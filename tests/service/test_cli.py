@@ -24,6 +24,7 @@ def rldojo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.lifecycle  # half a minute; README's train-and-evaluate lines too: make test-lifecycle
 def test_train_then_evaluate_q_learning_on_the_books_grid(tmp_path: Path):
     trained = rldojo(
         "train", "q_learning", "--env", "rldojo/GridWorld-v0", "--stop-iters", "40",

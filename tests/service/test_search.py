@@ -217,7 +217,7 @@ def test_pbt_trials_copy_the_best_and_train_with_their_perturbed_learning_rate(
         "algorithm": "reinforce",
         "env": "CartPole-v1",
         "seed": 2,
-        "stop": {"iterations": 6},
+        "stop": {"iterations": 5},
         "num_samples": 4,
         "resources": {"env_runners": 0},
         "search": {"lr": {"choice": [0.0001, 0.01]}},

@@ -152,6 +152,7 @@ def test_every_state_change_reaches_the_webhook_signed_and_retried(
     assert bob.webhooks() == []
 
 
+@pytest.mark.lifecycle  # three jobs and their evaluations: make test-lifecycle
 def test_shared_jobs_are_readable_comparable_and_on_the_leaderboard(
     server: Server, alice: Client, bob: Client, tmp_path: Path
 ) -> None:
