@@ -139,6 +139,10 @@ class PauseAtStop(TrialScheduler):
     """Wraps the job's scheduler (FIFO unless the spec chose one): PAUSE at the criteria and
     on a stop request, and never start a trial that is done or while stopping."""
 
+    # Class defaults too: a job stopped under an older rldojo resumes with the scheduler Tune
+    # pickled then, which has no such attribute of its own.
+    ends_at_limits = False
+
     def __init__(self, inner: TrialScheduler | None = None, ends_at_limits: bool = False) -> None:
         self.inner = inner or FIFOScheduler()
         # PBT and model-based searchers need a trial at the stop to end
@@ -220,6 +224,8 @@ class EndWhenAllPaused(tune.Callback):
     that) ends the run anyway: their last periodic checkpoint is what a resume continues.
     """
 
+    expected_trials: int | None = None  # the class default serves experiments from before it
+
     def __init__(self, patience_s: float = 15.0, expected_trials: int | None = None) -> None:
         self.patience_s = patience_s
         # A searcher (and Tune's own variant generator) creates trials as earlier ones end:
@@ -238,7 +244,7 @@ class EndWhenAllPaused(tune.Callback):
             if idle or late:
                 self._end("every trial paused with a checkpoint" if idle else "forced")
             return
-        expected = getattr(self, "expected_trials", None)  # None in experiments from before
+        expected = self.expected_trials
         settled = (expected is None or len(trials) >= expected) and all(
             t.status in ("TERMINATED", "ERROR") or (t.status == "PAUSED" and _done(t))
             for t in trials

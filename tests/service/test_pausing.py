@@ -4,6 +4,7 @@ continues them: a real Tune run of q_learning on the session's local Ray."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,15 @@ def test_limits_read_nested_keys() -> None:
 
 
 @pytest.mark.usefixtures("ray_local")
+def test_a_run_pickled_by_an_older_rldojo_still_has_every_setting() -> None:
+    """Tune restores the scheduler and callbacks it pickled with the experiment: those of a job
+    stopped before a setting existed lack it, and the class default stands in."""
+    scheduler, callback = pausing.PauseAtStop(), pausing.EndWhenAllPaused()
+    del scheduler.__dict__["ends_at_limits"], callback.__dict__["expected_trials"]
+    old_scheduler, old_callback = pickle.loads(pickle.dumps((scheduler, callback)))
+    assert old_scheduler.ends_at_limits is False and old_callback.expected_trials is None
+
+
 def test_trials_pause_at_the_stop_and_a_larger_stop_extends_them(tmp_path: Path) -> None:
     envs.register_with_ray()
     grid = _fit(tmp_path, {"training_iteration": 100_000}, restore=False, stop_at=3)
