@@ -126,12 +126,8 @@ def _lookup(result: dict[str, Any], key: str) -> float | None:
         return None
 
 
-def limits_reached(result: dict[str, Any] | None) -> bool:
-    """Whether a trial's result reached the job's stop criteria."""
-    return _now.limits.reached(result)
-
-
-def _done(trial: Any) -> bool:
+def done(trial: Any) -> bool:
+    """Whether a trial's last result reached the job's stop criteria."""
     return _now.limits.reached(getattr(trial, "last_result", None))
 
 
@@ -198,12 +194,12 @@ class PauseAtStop(TrialScheduler):
         if stop_requested():
             return None
         chosen = self.inner.choose_trial_to_run(tune_controller)
-        if chosen is None or not _done(chosen):
+        if chosen is None or not done(chosen):
             return chosen
         # The inner choice is done: the first pending trial, then a paused one that is not.
         for status in ("PENDING", "PAUSED"):
             for trial in tune_controller.get_trials():
-                if trial.status == status and not _done(trial):
+                if trial.status == status and not done(trial):
                     return trial
         return None
 
@@ -246,7 +242,7 @@ class EndWhenAllPaused(tune.Callback):
             return
         expected = self.expected_trials
         settled = (expected is None or len(trials) >= expected) and all(
-            t.status in ("TERMINATED", "ERROR") or (t.status == "PAUSED" and _done(t))
+            t.status in ("TERMINATED", "ERROR") or (t.status == "PAUSED" and done(t))
             for t in trials
         )
         if settled:

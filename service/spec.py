@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -153,19 +154,29 @@ def _config_problems(
     return problems, typed
 
 
-def _search_problems(algorithm: str, search: dict[str, Any], trials: int) -> list[Problem]:
+def _domain_problems(
+    algorithm: str, domains: Mapping[str, SearchDomain], section: tuple[str, ...]
+) -> list[Problem]:
+    """Each key a hyperparameter of the algorithm, each of its domain's values of its type
+    (the `search` domains, PBT's `hyperparam_mutations`)."""
     known = algorithms.hyperparameters(algorithm)
     problems: list[Problem] = []
-    for key, domain in search.items():
+    for key, domain in domains.items():
+        location = (*section, key)
         if key not in known:
-            problems.append((("search", key), f"unknown key; known: {', '.join(sorted(known))}"))
+            problems.append((location, f"unknown key; known: {', '.join(sorted(known))}"))
             continue
         for candidate in _search_values(domain):
             try:
-                _typed(known[key].type, candidate, ("search", key))
+                _typed(known[key].type, candidate, location)
             except SpecFieldError as error:
                 problems.append((error.location, error.message))
                 break
+    return problems
+
+
+def _search_problems(algorithm: str, search: dict[str, Any], trials: int) -> list[Problem]:
+    problems = _domain_problems(algorithm, search, ("search",))
     if trials > MAX_TRIALS:
         problems.append(
             (("search",), f"{trials} trials (grid points x num_samples); at most {MAX_TRIALS}")
@@ -323,19 +334,8 @@ def _scheduler_problems(algorithm: str, spec: JobSpec) -> list[Problem]:
                 (("scheduler", "grace_period"), f"above max_t ({max_t}): no rung to stop at")
             )
         return problems
-    known = algorithms.hyperparameters(algorithm)
-    for key, domain in scheduler.hyperparam_mutations.items():
-        location = ("scheduler", "hyperparam_mutations", key)
-        if key not in known:
-            problems.append((location, f"unknown key; known: {', '.join(sorted(known))}"))
-            continue
-        for candidate in _search_values(domain):
-            try:
-                _typed(known[key].type, candidate, location)
-            except SpecFieldError as error:
-                problems.append((error.location, error.message))
-                break
-    return problems
+    mutations = dict(scheduler.hyperparam_mutations)
+    return problems + _domain_problems(algorithm, mutations, ("scheduler", "hyperparam_mutations"))
 
 
 def _searcher_problems(spec: JobSpec) -> list[Problem]:

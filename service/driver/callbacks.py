@@ -207,7 +207,7 @@ class TrialTable(tune.Callback):
         }
 
     def _state(self, trial: Any) -> str:
-        done = pausing.limits_reached(trial.last_result)
+        done = pausing.done(trial)
         if trial.status == "TERMINATED":
             return "stopped early" if self.early_stops and not done else "finished"
         if trial.status == "PAUSED":
