@@ -12,7 +12,10 @@ A `CompiledJob` is plain data:
 - `spec.search`: the Tune search domains over `config` keys; with `config` it is Tune's
   param space;
 - `stop`: Tune's stop criteria; `trial_resources`: the Ray bundles one trial asks for;
-- `preset`: the preset of the algorithm the config got (from the spec's choice or its env).
+- `preset`: the preset of the algorithm the config got (from the spec's choice or its env);
+- `mlflow_uri`: the MLflow tracking store its trials log to, when its spec asks for tracking;
+- `sample_seeds`: one seed per sample when the spec fixes `seed` and repeats its trials
+  (`num_samples` > 1): sample k trains with seed + k, so the repeats are not one run N times.
 
 Example:
     >>> from service.spec import parse_spec
@@ -32,7 +35,13 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 import algorithms
 from algorithms.common import metrics
 from algorithms.common.devices import learner_gpus
-from service.spec import JobSpec
+from service.spec import JobSpec, SpecError
+from service.spec_model import MAX_SEED
+
+NO_MLFLOW_STORE = (
+    "this service has no MLflow tracking store to log to (its operator sets "
+    "RLDOJO_MLFLOW_TRACKING_URI; `rldojo train` takes --mlflow-uri)"
+)
 
 
 class CompiledJob(BaseModel):
@@ -45,6 +54,8 @@ class CompiledJob(BaseModel):
     preset: str | None
     stop: dict[str, float]
     trial_resources: list[dict[str, float]]
+    mlflow_uri: str | None = None
+    sample_seeds: list[int] | None = None
 
     @property
     def resolved_config(self) -> dict[str, Any]:
@@ -52,14 +63,23 @@ class CompiledJob(BaseModel):
         return {**self.config, "preset": self.preset}
 
 
-def compile_job(spec: JobSpec, *, cluster_gpus: float | None = None) -> CompiledJob:
+def compile_job(
+    spec: JobSpec, *, cluster_gpus: float | None = None, mlflow_uri: str | None = None
+) -> CompiledJob:
     """Compile a validated spec: its RLlib config, stop criteria and one trial's resources.
 
     Args:
         spec: A spec that passed `service.spec.parse_spec`.
         cluster_gpus: The most GPUs a node of the cluster has, which decides where a GPU
             learner runs when the spec does not say; None asks Ray (or this machine).
+        mlflow_uri: The MLflow tracking store of the service (of `rldojo train`); a spec
+            with `tracking.mlflow` is compiled with it, and refused without one.
+
+    Raises:
+        SpecError: The spec asks for MLflow tracking and there is no tracking store.
     """
+    if spec.tracking.mlflow and mlflow_uri is None:
+        raise SpecError([{"loc": ["tracking", "mlflow"], "msg": NO_MLFLOW_STORE}])
     config = build_config(spec, cluster_gpus=cluster_gpus)
     return CompiledJob(
         spec=spec,
@@ -67,7 +87,22 @@ def compile_job(spec: JobSpec, *, cluster_gpus: float | None = None) -> Compiled
         preset=algorithms.chosen_preset(spec.algorithm, spec.env_id, spec.config, spec.env_config),
         stop=stop_criteria(spec),
         trial_resources=trial_resources(config),
+        mlflow_uri=mlflow_uri if spec.tracking.mlflow else None,
+        sample_seeds=sample_seeds(spec),
     )
+
+
+def sample_seeds(spec: JobSpec) -> list[int] | None:
+    """A seed per sample of a seeded spec that repeats its trials, or None (one seed for all).
+
+    The driver makes them a grid over `seed` in place of `num_samples`, so each grid point is
+    trained once per seed. A model-based searcher (Optuna, HyperOpt) takes no grid; its trials
+    differ by the values it samples and share the spec's seed.
+    """
+    model_based = spec.searcher is not None and spec.searcher.type != "random"
+    if spec.seed is None or spec.num_samples == 1 or model_based:
+        return None
+    return [(spec.seed + sample) % (MAX_SEED + 1) for sample in range(spec.num_samples)]
 
 
 def build_config(spec: JobSpec, *, cluster_gpus: float | None = None) -> AlgorithmConfig:

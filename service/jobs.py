@@ -101,7 +101,9 @@ class JobService:
         quota = self.settings.quota_of(owner)
         check_priority(owner, spec.priority, self._high_jobs(owner), quota)
         capacity = self.capacity()
-        compiled = compiler.compile_job(spec, cluster_gpus=capacity.node_gpus)
+        compiled = compiler.compile_job(
+            spec, cluster_gpus=capacity.node_gpus, mlflow_uri=self.settings.mlflow_tracking_uri
+        )
         bundles = compiled.trial_resources
         check_fits(spec, bundles, capacity)
         spec = with_concurrency(spec, bundles, capacity, quota)

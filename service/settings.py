@@ -79,6 +79,13 @@ class Settings(BaseSettings):
             or running; `high` jobs start first and preempt others). Unset: no limit on a
             single-user service (no API tokens), none allowed once there are tokens: an
             operator grants it per owner (`quotas`: `{"alice": {"high_jobs": 2}}`) or to all.
+        mlflow_tracking_uri: the MLflow tracking store that jobs asking for it
+            (`"tracking": {"mlflow": true}`) log their trials to: an MLflow server
+            (`http://mlflow:5000`) or a database (`sqlite:////shared/mlflow.db`), which every
+            node's job driver must reach; None refuses such jobs at submit. Credentials come
+            from MLflow's own variables (`MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`,
+            `MLFLOW_TRACKING_PASSWORD`) on the nodes, never from the URI: it is stored with
+            each job it was compiled into.
         webhook_attempts: deliveries of a webhook event tried before it is marked failed
             (backoff doubling from 1 s to at most 5 minutes between tries).
         webhook_allow_http: webhook URLs may be plain http (by default https only).
@@ -116,6 +123,7 @@ class Settings(BaseSettings):
     quota_gpus: float | None = None
     quota_high_jobs: int | None = None
     quotas: dict[str, dict[str, float]] = Field(default_factory=dict)
+    mlflow_tracking_uri: str | None = None
     webhook_attempts: int = Field(default=12, ge=1)
     webhook_allow_http: bool = False
     webhook_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -135,6 +143,17 @@ class Settings(BaseSettings):
             value = [entry.strip() for entry in value if isinstance(entry, str) and entry.strip()]
             for entry in value:
                 allow_entry(entry)  # a ValueError names the entry
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        """The URI goes into every tracked job's compiled job: no password may travel with it."""
+        if value is not None and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "the MLflow tracking URI carries credentials; set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) on the nodes instead"
+            )
         return value
 
     @model_validator(mode="after")

@@ -133,14 +133,25 @@ SchedulerSpec = Annotated[AshaSpec | PbtSpec, Field(discriminator="type")]
 
 
 class SearcherSpec(_Strict):
-    """How the `search` domains are sampled: "random" (Tune's own sampling, grids included)
-    or "optuna" (Tune's OptunaSearch: TPE, each trial's values chosen from the results so
-    far; `max_concurrent` trials at once, which is what lets it learn from the earlier ones)."""
+    """How the `search` domains are sampled: "random" (Tune's own sampling, grids included),
+    "optuna" (Tune's OptunaSearch) or "hyperopt" (Tune's HyperOptSearch), both Tree-structured
+    Parzen Estimators choosing each trial's values from the results so far; `max_concurrent`
+    trials at once, which is what lets them learn from the earlier ones."""
 
-    type: Literal["random", "optuna"]
+    type: Literal["random", "optuna", "hyperopt"]
     metric: Metric = "return_mean"
     mode: Mode = "max"
     max_concurrent: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+class TrackingSpec(_Strict):
+    """Where a job's trials are also logged: with `mlflow`, one MLflow run per trial (metrics,
+    params, the job's tags) in the service's tracking store (`RLDOJO_MLFLOW_TRACKING_URI`)."""
+
+    mlflow: bool = False
+    experiment: Annotated[PlainText, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, description='The MLflow experiment of the runs; None: "rldojo".'
+    )
 
 
 Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
@@ -167,6 +178,9 @@ class JobSpec(_Strict):
     )
     searcher: SearcherSpec | None = Field(
         default=None, description="How `search` is sampled; None: Tune's random and grid."
+    )
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="MLflow logging of the job's trials."
     )
     priority: Priority = Field(
         default="normal", description="The queue's order: high jobs start first (and preempt)."

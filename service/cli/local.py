@@ -100,6 +100,14 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue the experiment at --out/--name from its checkpoints")
     ] = False,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow-uri",
+            help="Log each trial as an MLflow run to this tracking store "
+            "(sqlite:///mlflow.db, http://host:5000)",
+        ),
+    ] = None,
 ) -> None:
     """Train ALGORITHM as a Ray Tune job on the current Ray (local unless RAY_ADDRESS is set)."""
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -124,9 +132,13 @@ def train(
         compiled = CompiledJob.model_validate(stored)
     else:
         stops = (stop_iters, stop_timesteps, stop_return, stop_seconds)
-        compiled = compile_job(
-            parse_spec(spec_body(algorithm, spec, env, set_, env_set, stops, seed))
-        )
+        body = spec_body(algorithm, spec, env, set_, env_set, stops, seed)
+        if mlflow_uri is not None:
+            tracking = body.get("tracking") or {}
+            if not isinstance(tracking, dict):
+                raise UsageError("the spec's tracking must be a JSON object")
+            body["tracking"] = {**tracking, "mlflow": True}
+        compiled = compile_job(parse_spec(body), mlflow_uri=mlflow_uri)
     if stored is None:
         directory.write_spec(compiled.spec.model_dump(mode="json"))
         directory.write_compiled(compiled.model_dump(mode="json"))

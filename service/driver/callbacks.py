@@ -44,6 +44,30 @@ def live(callbacks: Sequence[tune.Callback]) -> Iterator[None]:
 class ForwardToLive(tune.Callback):
     """The callback Tune keeps in the experiment: forwards each event to the live ones."""
 
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        for callback in _LIVE.get():
+            callback.setup(
+                stop=stop, num_samples=num_samples, total_num_samples=total_num_samples, **info
+            )
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        for callback in _LIVE.get():
+            callback.on_trial_start(iteration, trials, trial, **info)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        for callback in _LIVE.get():
+            callback.on_trial_complete(iteration, trials, trial, **info)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        for callback in _LIVE.get():
+            callback.on_trial_error(iteration, trials, trial, **info)
+
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         for callback in _LIVE.get():
             callback.on_step_begin(iteration, trials, **info)

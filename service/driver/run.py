@@ -41,9 +41,10 @@ from service.driver.callbacks import (
     TrialTable,
     live,
 )
+from service.driver.tracking import JobRuns
 from service.driver.tune_private import ResumeFromNewest
 from service.jobdir import JobDirectory, finite_float
-from service.spec import ChoiceSearch, GridSearch, JobSpec, LogUniformSearch, SearchDomain
+from service.spec import ChoiceSearch, GridSearch, LogUniformSearch, SearchDomain
 from service.status import root_cause
 
 logger = logging.getLogger(__name__)
@@ -72,10 +73,13 @@ def algorithm_config(compiled: CompiledJob) -> AlgorithmConfig:
 
 
 def param_space(compiled: CompiledJob) -> dict[str, Any]:
-    """Tune's param space: the algorithm's config as a dict, with the spec's search domains."""
+    """Tune's param space: the algorithm's config as a dict, with the spec's search domains
+    (and a grid over the samples' seeds, when the job was compiled with them)."""
     space = algorithm_config(compiled).to_dict()
     for key, domain in compiled.spec.search.items():
         space[key] = tune_domain(domain)
+    if compiled.sample_seeds is not None:  # in place of num_samples (`_new_tuner`)
+        space["seed"] = tune.grid_search(compiled.sample_seeds)
     return space
 
 
@@ -146,9 +150,10 @@ def train(
         *(callbacks or []),
         RowsBesideCheckpoints(),
         TrialTable(
-            directory, _table_keys(compiled.spec), early_stops=compiled.spec.scheduler is not None
+            directory, _table_keys(compiled), early_stops=compiled.spec.scheduler is not None
         ),
         *([ResumeFromNewest(directory)] if resume else []),
+        *([JobRuns(compiled, job_id=directory.name)] if compiled.mlflow_uri else []),
     ]
     with live(running), _stop_gracefully_on_sigterm():
         grid = tuner.fit()
@@ -160,10 +165,13 @@ def train(
     )
 
 
-def _table_keys(spec: JobSpec) -> list[str]:
-    """The hyperparameters a trial table shows: those searched, then those PBT mutates."""
+def _table_keys(compiled: CompiledJob) -> list[str]:
+    """The hyperparameters a trial table shows: those searched, then those PBT mutates (and
+    the seed, when each sample has its own)."""
+    spec = compiled.spec
     mutated = list(getattr(spec.scheduler, "hyperparam_mutations", {}))
-    return list(dict.fromkeys([*spec.search, *mutated]))
+    seeds = ["seed"] if compiled.sample_seeds is not None else []
+    return list(dict.fromkeys([*spec.search, *mutated, *seeds]))
 
 
 def _trainable(compiled: CompiledJob) -> Any:
@@ -189,7 +197,8 @@ def _new_tuner(compiled: CompiledJob, directory: JobDirectory) -> tune.Tuner:
         _trainable(compiled),
         param_space=param_space(compiled),
         tune_config=tune.TuneConfig(
-            num_samples=spec.num_samples,
+            # Each sample's own seed is a grid point instead (compiler.sample_seeds).
+            num_samples=1 if compiled.sample_seeds is not None else spec.num_samples,
             # What the queue counted this job as holding (service/admission.py).
             max_concurrent_trials=spec.resources.concurrent_trials,
             # Trials pause with a checkpoint at the stop criteria and on a stop request, under

@@ -1,4 +1,5 @@
-"""The job spec's scheduler and searcher as Tune's own (driver side): ASHA, PBT, Optuna.
+"""The job spec's scheduler and searcher as Tune's own (driver side): ASHA, PBT, Optuna,
+HyperOpt.
 
 Nothing here schedules by hand: `tune_scheduler` and `tune_searcher` only translate the spec's
 plain data into Tune's classes, with the metric named by its result key. The pausing wrapper
@@ -103,9 +104,16 @@ def tune_searcher(spec: JobSpec) -> Searcher | None:
     searcher = spec.searcher
     if searcher is None or searcher.type == "random":
         return None
-    from ray.tune.search.optuna import OptunaSearch  # imports optuna: only when asked for
+    metric, mode = METRICS[searcher.metric], searcher.mode
+    # Each imports its library: only when a job asks for it.
+    if searcher.type == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
 
-    optuna: Searcher = OptunaSearch(metric=METRICS[searcher.metric], mode=searcher.mode)
+        model: Searcher = HyperOptSearch(metric=metric, mode=mode, random_state_seed=spec.seed)
+    else:
+        from ray.tune.search.optuna import OptunaSearch
+
+        model = OptunaSearch(metric=metric, mode=mode, seed=spec.seed)
     if searcher.max_concurrent is not None:
-        return ConcurrencyLimiter(optuna, max_concurrent=searcher.max_concurrent)
-    return optuna
+        return ConcurrencyLimiter(model, max_concurrent=searcher.max_concurrent)
+    return model

@@ -18,6 +18,7 @@ A job's bundles (the trial's main process, its EnvRunners) are SPREAD over the w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ def _back_to(stack: ComposeStack, client: Client, workers: int) -> None:
     wait_for_condition(lambda: len(_workers_alive(client)) == workers, timeout=180)
 
 
+# Prints [status, iterations logged] of each MLflow run of the job (argv[1]) in compose's store.
+READ_MLFLOW_RUNS = """
+import json, sys
+from mlflow import MlflowClient
+client = MlflowClient("sqlite:////storage/mlflow.db")
+experiment = client.get_experiment_by_name("rldojo").experiment_id
+runs = client.search_runs([experiment], f"tags.`rldojo.job_id` = '{sys.argv[1]}'")
+history = lambda run: client.get_metric_history(run.info.run_id, "training_iteration")
+print(json.dumps([[run.info.status, len(history(run))] for run in runs]))
+"""
+
+
 @dataclass
 class FirstJob:
     """A user's first job: submitted, followed, its best checkpoint pulled and evaluated."""
@@ -88,7 +101,11 @@ class FirstJob:
 def first_job(stack: ComposeStack, tmp_path_factory: pytest.TempPathFactory) -> FirstJob:
     with TIMINGS.measure("scenario: job on the workers, followed, pulled, evaluated"):
         with stack.client("alice") as alice:
-            job = alice.submit(grid_spec(iterations=12, every=4, env_runners=3))
+            spec = {
+                **grid_spec(iterations=12, every=4, env_runners=3),
+                "tracking": {"mlflow": True},
+            }
+            job = alice.submit(spec)
             streamed = list(alice.follow_metrics(job["id"]))  # until the job ends
             final = alice.job(job["id"])
             actors = _job_actors(stack, final["ray_job_id"])
@@ -123,6 +140,16 @@ def test_a_job_runs_on_the_worker_containers_and_its_checkpoint_evaluates(
     assert evaluation["status"] == "SUCCEEDED", evaluation["message"]
     assert len(evaluation["returns"]) == 5
     assert evaluation["return_mean"] == 100.0  # the greedy policy takes the 6-step safe path
+
+
+def test_the_first_jobs_trial_is_an_mlflow_run_in_the_stacks_store(
+    stack: ComposeStack, first_job: FirstJob
+) -> None:
+    # Read where the service keeps it (compose's default store: SQLite on the shared volume).
+    printed = stack.compose(
+        "exec", "-T", "api", "python", "-c", READ_MLFLOW_RUNS, first_job.job["id"]
+    )  # fmt: skip
+    assert json.loads(printed.strip().splitlines()[-1]) == [["FINISHED", 12]]
 
 
 def test_tokens_are_checked_at_the_published_port(

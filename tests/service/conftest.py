@@ -71,6 +71,8 @@ class Server:
             # The tests' webhook receivers listen on 127.0.0.1 over http: the operator allows it.
             RLDOJO_WEBHOOK_ALLOW="127.0.0.1",
             RLDOJO_WEBHOOK_ALLOW_HTTP="true",
+            # The jobs that ask for MLflow tracking log to a real MLflow store beside the data.
+            RLDOJO_MLFLOW_TRACKING_URI=f"sqlite:///{data_dir / 'mlflow.db'}",
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"

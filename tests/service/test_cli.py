@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from tests.service.conftest import ALICE, Server
 
@@ -29,8 +30,14 @@ def test_train_then_evaluate_q_learning_on_the_books_grid(tmp_path: Path):
     trained = rldojo(
         "train", "q_learning", "--env", "rldojo/GridWorld-v0", "--stop-iters", "40",
         "--seed", "1", "--out", str(tmp_path), "--set", "alpha=0.1",
+        "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
+    tracked = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # --mlflow-uri's store
+    runs = tracked.search_runs([tracked.get_experiment_by_name("rldojo").experiment_id])
+    assert [(run.data.tags["rldojo.job_id"], run.data.params["alpha"]) for run in runs] == [
+        ("run", "0.1")
+    ]
     # One progress line per iteration when not on a terminal (as in Ray Jobs logs).
     assert re.search(r"iter 40 +steps \d+ +return -?\d+\.\d\d +steps/s \d+", trained.stdout)
     best = re.search(r"best checkpoint: (\S+)", trained.stdout).group(1)

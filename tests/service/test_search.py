@@ -4,7 +4,8 @@ The checks and the translation are fast. The runs (marked lifecycle: each is ten
 real Tune on a local Ray) train the book's grid world with a good exploration rate and a random
 one, so that the schedulers have something to tell apart: ASHA stops the random trials early,
 PBT has the bottom trials copy the top ones' checkpoints and go on with perturbed values (in
-effect in the running learner), Optuna samples, and a stopped ASHA job resumes where it paused.
+effect in the running learner), Optuna and HyperOpt sample, and a stopped job of each kind
+resumes where its trials paused.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ ASHA = {
     "num_samples": 2,
     "scheduler": {"type": "asha", "grace_period": 2, "reduction_factor": 2},
 }
+
+
+def _sampled(searcher: str) -> dict[str, Any]:
+    """A model-based search of three trials, two at a time."""
+    return {
+        **GRID,
+        "num_samples": 3,
+        "search": {"epsilon": {"loguniform": [0.01, 1.0]}},
+        "searcher": {"type": searcher, "max_concurrent": 2},
+    }
 
 
 def _errors(patch: dict[str, Any]) -> list[tuple[list[str], str]]:
@@ -131,18 +142,15 @@ def test_pbt_keeps_each_perturbed_range_value_inside_its_domain() -> None:
     assert perturbed == {"gamma": 0.99, "alpha": 0.01, "episodes_per_iteration": 4}
 
 
-def test_optuna_compiles_to_tunes_searcher_limited_to_max_concurrent() -> None:
-    spec = parse_spec(
-        {
-            **GRID,
-            "num_samples": 3,
-            "search": {"epsilon": {"loguniform": [0.01, 1.0]}},
-            "searcher": {"type": "optuna", "max_concurrent": 2},
-        }
-    )
-    searcher = search.tune_searcher(spec)
+@pytest.mark.parametrize(
+    ("kind", "tunes"), [("optuna", "OptunaSearch"), ("hyperopt", "HyperOptSearch")]
+)
+def test_a_model_based_searcher_compiles_to_tunes_limited_to_max_concurrent(
+    kind: str, tunes: str
+) -> None:
+    searcher = search.tune_searcher(parse_spec(_sampled(kind)))
     assert type(searcher).__name__ == "ConcurrencyLimiter" and searcher.max_concurrent == 2
-    assert type(searcher.searcher).__name__ == "OptunaSearch"
+    assert type(searcher.searcher).__name__ == tunes
 
 
 # ---- real runs ------------------------------------------------------------------------------
@@ -174,17 +182,41 @@ def test_asha_stops_the_random_trials_early_and_the_best_is_a_good_one(
     # the random trials (not always both) is stopped there.
     early = [t for t in random if t["state"] == "stopped early"]
     assert early and all(t["iterations"] < 8 for t in early), trials
-    assert [t["state"] for t in good] == ["finished"] * 2 and all(
-        t["iterations"] == 8 for t in good
-    )
+    # The two samples of each value trained with their own seeds (spec seed 1, then 2).
+    assert sorted(t["hyperparameters"]["seed"] for t in good) == [1, 2]
+    assert sorted(t["hyperparameters"]["seed"] for t in random) == [1, 2]
+    # A good trial's return two iterations in depends on its seed: one of them may be cut too
+    # (seed 2's is), but one runs to the end and is the best.
+    finished = [t for t in good if t["state"] == "finished"]
+    assert finished and all(t["iterations"] == 8 for t in finished), trials
     best = directory.best_checkpoint()
-    assert best is not None and best.trial_id in {t["trial_id"] for t in good}
+    assert best is not None and best.trial_id in {t["trial_id"] for t in finished}
+
+
+STOPPED_SEARCHES = {
+    "asha": ASHA,
+    "pbt": {
+        **GRID,
+        "num_samples": 4,
+        "search": {"epsilon": {"choice": [0.05, 1.0]}},
+        "scheduler": {
+            "type": "pbt",
+            "perturbation_interval": 2,
+            "hyperparam_mutations": {"epsilon": {"uniform": [0.01, 1.0]}},
+        },
+    },
+    "optuna": _sampled("optuna"),
+    "hyperopt": _sampled("hyperopt"),
+}
 
 
 @pytest.mark.lifecycle
-def test_a_stopped_asha_job_resumes_from_where_its_trials_paused(
-    ray_local: None, tmp_path: Path
+@pytest.mark.parametrize("kind", sorted(STOPPED_SEARCHES))
+def test_a_stopped_search_resumes_from_where_its_trials_paused(
+    kind: str, ray_local: None, tmp_path: Path
 ) -> None:
+    spec = STOPPED_SEARCHES[kind]
+
     class StopAfter(tune.Callback):
         def __init__(self) -> None:
             self.results = 0
@@ -194,19 +226,20 @@ def test_a_stopped_asha_job_resumes_from_where_its_trials_paused(
             if self.results == 3:
                 pausing.request_stop()
 
-    directory = _train(ASHA, tmp_path, callbacks=[StopAfter()])
+    directory = _train(spec, tmp_path, callbacks=[StopAfter()])
     paused = _table(directory)
     assert any(t["state"] == "paused" for t in paused.values()), paused
     pausing.set_limits({})  # a new run in this process: the stop request is spent
-    _train(ASHA, tmp_path, resume=True)
+    _train(spec, tmp_path, resume=True)
     after = _table(directory)
+    assert len(after) == parse_spec(spec).trials  # the trials not started before start now
     for trial_id, before in paused.items():
-        rows = _rows(directory, trial_id)
-        iterations = [row[metrics.ITERATION] for row in rows]
-        assert iterations == list(range(1, len(iterations) + 1)), (trial_id, iterations)
         if before["state"] == "paused":
-            assert after[trial_id]["iterations"] > before["iterations"]
-    assert {t["state"] for t in after.values()} <= {"finished", "stopped early"}
+            assert after[trial_id]["iterations"] > before["iterations"], (trial_id, after)
+    for trial_id in after:
+        iterations = [row[metrics.ITERATION] for row in _rows(directory, trial_id)]
+        assert iterations == list(range(1, len(iterations) + 1)), (trial_id, iterations)
+    assert {t["state"] for t in after.values()} <= {"finished", "stopped early"}, after
 
 
 @pytest.mark.lifecycle
@@ -235,7 +268,8 @@ def test_pbt_trials_copy_the_best_and_train_with_their_perturbed_learning_rate(
     ids = {row["trial_id"] for row in table["trials"]}
     for step in steps:
         assert step["copied"] in ids - {step["trial_id"]}
-        assert set(step["values"]) == {"lr"}
+        # PBT copies the top trial's whole config, its sample's seed too, then mutates lr.
+        assert "lr" in step["values"] and set(step["values"]) <= {"lr", "seed"}
         assert 0.00005 <= step["values"]["lr"] <= 0.02
     # After its last perturbation, a trial trains at the perturbed rate: the rate its learner's
     # optimizer took its last steps at, as the learner reports it (not the config Tune records).
@@ -250,14 +284,11 @@ def test_pbt_trials_copy_the_best_and_train_with_their_perturbed_learning_rate(
 
 
 @pytest.mark.lifecycle
-def test_an_optuna_search_samples_each_trial(ray_local: None, tmp_path: Path) -> None:
-    spec = {
-        **GRID,
-        "stop": {"iterations": 2},
-        "num_samples": 3,
-        "search": {"epsilon": {"loguniform": [0.01, 1.0]}},
-        "searcher": {"type": "optuna", "max_concurrent": 2},
-    }
+@pytest.mark.parametrize("searcher", ["optuna", "hyperopt"])
+def test_a_model_based_search_samples_each_trial(
+    searcher: str, ray_local: None, tmp_path: Path
+) -> None:
+    spec = {**_sampled(searcher), "stop": {"iterations": 2}}
     trials = _table(_train(spec, tmp_path)).values()
     assert len(trials) == 3 and {t["state"] for t in trials} == {"finished"}
     values = [t["hyperparameters"]["epsilon"] for t in trials]

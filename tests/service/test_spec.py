@@ -46,6 +46,22 @@ def test_the_issue_example_parses_and_becomes_the_tune_param_space():
     }
 
 
+def test_repeated_samples_of_a_seeded_spec_each_get_their_own_seed():
+    repeated = compile_job(parse_spec({**EXAMPLE, "seed": 7, "num_samples": 3}))
+    assert repeated.sample_seeds == [7, 8, 9]
+    space = param_space(repeated)
+    assert space["seed"] == {"grid_search": [7, 8, 9]}  # x the alpha grid: 6 trials
+    assert space["alpha"] == {"grid_search": [0.1, 0.01]}
+    at_the_top = compile_job(parse_spec({**EXAMPLE, "seed": 2**32 - 1, "num_samples": 2}))
+    assert at_the_top.sample_seeds == [2**32 - 1, 0]
+    # One sample, no seed, or a model-based searcher (which takes no grid): one seed for all.
+    assert compile_job(parse_spec(EXAMPLE)).sample_seeds is None
+    assert compile_job(parse_spec({**EXAMPLE, "seed": None, "num_samples": 3})).sample_seeds is None
+    sampled = {**EXAMPLE, "num_samples": 3, "search": {"alpha": {"uniform": [0.01, 0.1]}}}
+    optuna = compile_job(parse_spec({**sampled, "searcher": {"type": "optuna"}}))
+    assert optuna.sample_seeds is None and param_space(optuna)["seed"] == 1
+
+
 def test_defaults_fill_in():
     spec = parse_spec({"algorithm": "value_iteration"})
     assert spec.env == "rldojo/PlanningGrid-v0"
