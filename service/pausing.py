@@ -68,6 +68,7 @@ def set_limits(criteria: dict[str, float], *, clear_stop: bool = True) -> None:
     """The job's stop criteria for this process's run (from the stored spec); a stop asked
     for already stays asked for unless `clear_stop` (a new run in the same process)."""
     _now.limits = Limits(dict(criteria))
+    _now.perturbations.clear()  # a run's own; the trial table keeps those of earlier attempts
     if clear_stop:
         _now.stopping.clear()
 

@@ -135,10 +135,14 @@ def test_the_service_quick_start(tmp_path: Path) -> None:
 def test_the_train_and_evaluate_quick_start(tmp_path: Path) -> None:
     env = _fresh_env(tmp_path / "data", _free_port())
     shell = Shell(tmp_path, env)
-    outputs = [shell.run(line) for line in bash_lines("Quick start: train and evaluate")]
+    lines = bash_lines("Quick start: train and evaluate")
+    outputs = [shell.run(line) for line in lines]
     trained = next(out for out in outputs if out.startswith("results: ") or "results: " in out)
     assert re.search(r"best checkpoint: \S+checkpoint_\d{6}", trained)
-    evaluated = json.loads(outputs[-1])
+    evaluate = next(i for i, line in enumerate(lines) if line.startswith("rldojo evaluate "))
+    evaluated = json.loads(outputs[evaluate])
+    # The tracking lines: the run the --mlflow-uri train logged, read back from MLflow.
+    assert re.search(r"0 +tracked +0\.01 +10\.0", outputs[-1]), outputs[-1]
     assert evaluated["return_mean"] == 100.0 and evaluated["episodes"] == 10
     assert (tmp_path / "agent.mp4").stat().st_size > 1000
 
