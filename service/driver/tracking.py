@@ -128,16 +128,16 @@ class JobRuns(MLflowLoggerCallback):
         from mlflow.entities import Param
 
         items = [Param(key, value) for key, value in params.items()]
-        for start in range(0, len(items), PARAMS_PER_REQUEST):
-            self.client.log_batch(run_id, params=items[start : start + PARAMS_PER_REQUEST])
+        for batch in _batches(items, PARAMS_PER_REQUEST):
+            self.client.log_batch(run_id, params=batch)
 
     def _log_metrics(self, run_id: str, numbers: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(key, value, now, step) for key, value in numbers.items()]
-        for start in range(0, len(items), METRICS_PER_REQUEST):
-            self.client.log_batch(run_id, metrics=items[start : start + METRICS_PER_REQUEST])
+        for batch in _batches(items, METRICS_PER_REQUEST):
+            self.client.log_batch(run_id, metrics=batch)
 
     def _end(self, run_id: str, status: str) -> None:
         try:
@@ -149,6 +149,11 @@ class JobRuns(MLflowLoggerCallback):
         if key not in self._warned:
             self._warned.add(key)
             logger.warning("MLflow logging failed (training goes on): %s", error)
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    """`items` in MLflow's largest requests (log_batch refuses more)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def run_params(config: dict[str, Any], hyperparameters: list[str]) -> dict[str, str]:
