@@ -286,12 +286,15 @@ def test_vector_chunks_store_every_step_of_a_vector_env_once_and_exactly() -> No
 
 
 def _numbered_chunks(episodes: range, steps: int) -> list:
-    """Vector episodes whose rows say where they come from: obs (e, t), reward 1000 e + t."""
+    """Vector episodes whose rows say where they come from: obs (e, t), reward 1000 e + t.
+    Their ids are fixed, so the shards they hash to are too (random ids put all of a few
+    episodes on one shard now and then, leaving the other without rings)."""
     chunks = []
     for e in episodes:
         obs = [np.array([e, t], dtype=np.float32) for t in range(steps + 1)]
         rewards = [1000.0 * e + t for t in range(steps)]
-        chunks.append(episode_chunk(_episode(obs, rewards=rewards, terminated=True), stacked=False))
+        episode = _episode(obs, rewards=rewards, terminated=True, id_=f"numbered-{e}")
+        chunks.append(episode_chunk(episode, stacked=False))
     return chunks
 
 
@@ -307,7 +310,8 @@ def test_shared_sampler_reads_whole_rows_while_the_actor_overwrites_them(tmp_pat
     replay = Replay.create(num_shards=2, capacity=64, seed=0, n_step=1, gamma=GAMMA)
     try:
         assert SharedSampler.connect(replay) is None  # nothing stored yet: no rings to map
-        replay.add(_numbered_chunks(range(8), steps=10))
+        held = replay.add(_numbered_chunks(range(8), steps=10))
+        assert sorted(held) == [0, 1]  # both shards hold rows, so both have rings to map
         sampler = SharedSampler.connect(replay, seed=0)
         assert sampler is not None
         batch = sampler.empty_batch(16)
