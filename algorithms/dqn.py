@@ -167,16 +167,18 @@ class DQN(Algorithm):
     def setup(self, config: AlgorithmConfig) -> None:  # type: ignore[override]
         # EnvRunners may run in other processes or on other nodes: the job's env id too
         envs.register_with_ray(config.env)
-        super().setup(config)
+        # Before RLlib's setup, which ends with `on_algorithm_init`: a warm start fills it there.
+        dqn: DQNConfig = config  # type: ignore[assignment]
         self.replay = Replay.create(
-            num_shards=self.config.replay_shards,
-            capacity=self.config.replay_capacity,
-            seed=self.config.seed,
-            n_step=self.config.n_step,
-            gamma=self.config.gamma,
-            prioritized=self.config.prioritized_replay,
-            alpha=self.config.prioritized_replay_alpha,
+            num_shards=dqn.replay_shards,
+            capacity=dqn.replay_capacity,
+            seed=dqn.seed,
+            n_step=dqn.n_step,
+            gamma=dqn.gamma,
+            prioritized=dqn.prioritized_replay,
+            alpha=dqn.prioritized_replay_alpha,
         )
+        super().setup(config)
         self.epsilon = self.config.epsilon_schedule()
         self.counters = {"update_credit": 0.0, "target_at_steps": 0, "target_at_episodes": 0}
         self._replay_sizes: dict[int, int] = {}

@@ -146,6 +146,22 @@ def kind(env_id: str, env_config: dict[str, Any] | None = None) -> EnvKind:
     return _kind_of_built(env_id, json.dumps(config, sort_keys=True, default=str))
 
 
+def spaces(env_id: str, env_config: dict[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
+    """The observation and action spaces of `env_id` with `env_config`, as an algorithm sees
+    them (encoded, see `make`); built once per process and config.
+
+    Raises:
+        gymnasium.error.Error, ValueError, TypeError: the env cannot be built so.
+    """
+    return _spaces_of_built(env_id, json.dumps(env_config or {}, sort_keys=True, default=str))
+
+
+@cache
+def _spaces_of_built(env_id: str, config_json: str) -> tuple[gym.Space, gym.Space]:
+    with make(env_id, json.loads(config_json)) as env:
+        return env.observation_space, env.action_space
+
+
 def make_for_rllib(env_id: str, env_context: dict[str, Any]) -> gym.Env | gym.vector.VectorEnv:
     """RLlib's env creator: EnvRunner processes import `envs` here, so the ids exist there too.
 

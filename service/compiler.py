@@ -15,7 +15,9 @@ A `CompiledJob` is plain data:
 - `preset`: the preset of the algorithm the config got (from the spec's choice or its env);
 - `mlflow_uri`: the MLflow tracking store its trials log to, when its spec asks for tracking;
 - `sample_seeds`: one seed per sample when the spec fixes `seed` and repeats its trials
-  (`num_samples` > 1): sample k trains with seed + k, so the repeats are not one run N times.
+  (`num_samples` > 1): sample k trains with seed + k, so the repeats are not one run N times;
+- `warm_start`: the checkpoint its spec's `from_checkpoint` names, found and checked at submit
+  (`service.warm_starts`), which every trial starts from.
 
 Example:
     >>> from service.spec import parse_spec
@@ -44,6 +46,22 @@ NO_MLFLOW_STORE = (
 )
 
 
+NO_CHECKPOINT_LOOKUP = (
+    "a warm start names a job of the service: submit the spec to it (`rldojo train` has no "
+    "jobs to start from)"
+)
+
+
+class WarmStartSource(BaseModel):
+    """The checkpoint a warm-started job's trials begin with (its spec's `from_checkpoint`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: str
+    checkpoint: str  # the checkpoint's id ("best" resolved at submit: it stays that one)
+    uri: str  # where the trials' processes read it
+
+
 class CompiledJob(BaseModel):
     """A job spec compiled for Tune: what the job directory stores and the driver runs."""
 
@@ -56,6 +74,7 @@ class CompiledJob(BaseModel):
     trial_resources: list[dict[str, float]]
     mlflow_uri: str | None = None
     sample_seeds: list[int] | None = None
+    warm_start: WarmStartSource | None = None
 
     @property
     def resolved_config(self) -> dict[str, Any]:
@@ -64,7 +83,11 @@ class CompiledJob(BaseModel):
 
 
 def compile_job(
-    spec: JobSpec, *, cluster_gpus: float | None = None, mlflow_uri: str | None = None
+    spec: JobSpec,
+    *,
+    cluster_gpus: float | None = None,
+    mlflow_uri: str | None = None,
+    warm_start: WarmStartSource | None = None,
 ) -> CompiledJob:
     """Compile a validated spec: its RLlib config, stop criteria and one trial's resources.
 
@@ -74,12 +97,17 @@ def compile_job(
             learner runs when the spec does not say; None asks Ray (or this machine).
         mlflow_uri: The MLflow tracking store of the service (of `rldojo train`); a spec
             with `tracking.mlflow` is compiled with it, and refused without one.
+        warm_start: The checkpoint the spec's `from_checkpoint` resolved to
+            (`service.warm_starts.resolve`); a spec with one is refused without it.
 
     Raises:
-        SpecError: The spec asks for MLflow tracking and there is no tracking store.
+        SpecError: The spec asks for MLflow tracking and there is no tracking store, or for
+            a warm start that was not resolved.
     """
     if spec.tracking.mlflow and mlflow_uri is None:
         raise SpecError([{"loc": ["tracking", "mlflow"], "msg": NO_MLFLOW_STORE}])
+    if spec.from_checkpoint is not None and warm_start is None:
+        raise SpecError([{"loc": ["from_checkpoint"], "msg": NO_CHECKPOINT_LOOKUP}])
     config = build_config(spec, cluster_gpus=cluster_gpus)
     return CompiledJob(
         spec=spec,
@@ -89,6 +117,7 @@ def compile_job(
         trial_resources=trial_resources(config),
         mlflow_uri=mlflow_uri if spec.tracking.mlflow else None,
         sample_seeds=sample_seeds(spec),
+        warm_start=warm_start if spec.from_checkpoint is not None else None,
     )
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import IntegrityError
 
-from service import cluster, compiler, idempotency, lifecycle, scheduler
+from service import cluster, compiler, idempotency, lifecycle, scheduler, warm_starts
 from service.admission import (
     Admitted,
     Capacity,
@@ -100,9 +100,15 @@ class JobService:
         """
         quota = self.settings.quota_of(owner)
         check_priority(owner, spec.priority, self._high_jobs(owner), quota)
+        warm_start = None
+        if spec.from_checkpoint is not None:
+            warm_start = warm_starts.resolve(self.store, self.storage, owner, spec)
         capacity = self.capacity()
         compiled = compiler.compile_job(
-            spec, cluster_gpus=capacity.node_gpus, mlflow_uri=self.settings.mlflow_tracking_uri
+            spec,
+            cluster_gpus=capacity.node_gpus,
+            mlflow_uri=self.settings.mlflow_tracking_uri,
+            warm_start=warm_start,
         )
         bundles = compiled.trial_resources
         check_fits(spec, bundles, capacity)

@@ -112,6 +112,9 @@ def hyperparameters(spec: JobSpec) -> dict[str, Any]:
     return values
 
 
+REPLAY_SETTING = "checkpoint_replay"  # the hyperparameter of an algorithm with a replay memory
+
+
 def _env_config_problems(env_id: str, env_config: dict[str, Any]) -> list[Problem]:
     """Keys the env's constructor does not take; then the env built with it: its own checks
     (a grid's size, cells on the grid, a known game)."""
@@ -307,7 +310,19 @@ def _cross_field_problems(
         problems += _search_problems(algorithm, spec.search, spec.trials)
         problems += _scheduler_problems(algorithm, spec)
         problems += _searcher_problems(spec)
+    if spec is not None and spec.from_checkpoint is not None:
+        problems += _from_checkpoint_problems(spec)
     return problems, typed
+
+
+def _from_checkpoint_problems(spec: JobSpec) -> list[Problem]:
+    """What the spec alone says against its warm start (the job it names is checked at submit,
+    `service.warm_starts`): only an algorithm with a replay memory can keep one."""
+    assert spec.from_checkpoint is not None
+    if spec.from_checkpoint.keep_replay and REPLAY_SETTING not in hyperparameters(spec):
+        message = f"{spec.algorithm} has no replay memory to keep (DQN has)"
+        return [(("from_checkpoint", "keep_replay"), message)]
+    return []
 
 
 def _scheduler_problems(algorithm: str, spec: JobSpec) -> list[Problem]:

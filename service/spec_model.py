@@ -154,6 +154,23 @@ class TrackingSpec(_Strict):
     )
 
 
+class FromCheckpointSpec(_Strict):
+    """Start from another job's checkpoint (a warm start): its network's weights, and on request
+    its optimizer's state and (DQN) its replay memory. The job must be the submitter's or
+    shared, of the same algorithm, on an env with the same observation and action spaces."""
+
+    job: Annotated[PlainText, Field(min_length=1, max_length=64)]
+    checkpoint: Annotated[PlainText, Field(min_length=1, max_length=64)] = Field(
+        default="best", description='A checkpoint id of that job, or "best".'
+    )
+    keep_optimizer: bool = Field(
+        default=False, description="Continue with its optimizer's state (Adam's moments)."
+    )
+    keep_replay: bool = Field(
+        default=False, description="Start with its replay memory's contents (DQN)."
+    )
+
+
 Priority = Literal["low", "normal", "high"]  # service.status.PRIORITIES, by the store's number
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")]
 
@@ -181,6 +198,9 @@ class JobSpec(_Strict):
     )
     tracking: TrackingSpec = Field(
         default_factory=TrackingSpec, description="MLflow logging of the job's trials."
+    )
+    from_checkpoint: FromCheckpointSpec | None = Field(
+        default=None, description="Start from another job's checkpoint (a warm start)."
     )
     priority: Priority = Field(
         default="normal", description="The queue's order: high jobs start first (and preempt)."

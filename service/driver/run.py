@@ -31,6 +31,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 import algorithms
 from algorithms.common import metrics
+from algorithms.common.warm_start import WarmStart
 from service import pausing, quiet
 from service.compiler import CompiledJob
 from service.driver import search
@@ -60,7 +61,8 @@ def algorithm_config(compiled: CompiledJob) -> AlgorithmConfig:
 
     The stored settings are set on a fresh config of the algorithm's class, which supplies the
     classes and callables the JSON form leaves out. JSON has no tuples: RLlib's policy specs
-    (`policies`) are tuples again here.
+    (`policies`) are tuples again here. A warm-started job's algorithm loads its checkpoint
+    once built (`algorithms.common.warm_start`).
     """
     settings = dict(compiled.config)
     if isinstance(settings.get("policies"), dict):
@@ -69,7 +71,15 @@ def algorithm_config(compiled: CompiledJob) -> AlgorithmConfig:
             for name, spec in settings["policies"].items()
         }
     config_class = algorithms.get(compiled.spec.algorithm).config_class()
-    return config_class.update_from_dict(settings)
+    config = config_class.update_from_dict(settings)
+    source, asked = compiled.warm_start, compiled.spec.from_checkpoint
+    if source is not None and asked is not None:
+        config.callbacks(
+            on_algorithm_init=WarmStart(
+                source.uri, keep_optimizer=asked.keep_optimizer, keep_replay=asked.keep_replay
+            )
+        )
+    return config
 
 
 def param_space(compiled: CompiledJob) -> dict[str, Any]:

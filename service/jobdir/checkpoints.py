@@ -115,6 +115,10 @@ class CheckpointFiles(RowFiles):
             return self.best_checkpoint()
         return next((c for c in self.checkpoints() if c.id == checkpoint_id), None)
 
+    def checkpoint_holds(self, checkpoint: Checkpoint, part: str) -> bool:
+        """Whether the checkpoint has this part (a file or folder inside it, e.g. `replay`)."""
+        return self._exists(f"{checkpoint.path}/{part}")
+
     def checkpoint_uri(self, checkpoint: Checkpoint) -> str:
         """A checkpoint as a path or URI that a Ray job (or `rldojo evaluate`) opens."""
         return self._uri_of(checkpoint.path)
