@@ -79,6 +79,7 @@ test-lifecycle: $(STAMP)
 	$(PY) -m pytest -q -m lifecycle --durations=0 tests/service/test_lifecycle.py \
 		tests/service/test_shared_cluster.py tests/service/test_search.py \
 		tests/service/test_any_env_jobs.py tests/service/test_cli.py tests/service/test_tracking.py \
+		tests/service/test_warm_starts.py \
 		tests/test_readme.py
 
 # The bench scripts end to end at toy scale (train, score, write the record): a minute each of

@@ -103,6 +103,7 @@ class JobService:
         warm_start = None
         if spec.from_checkpoint is not None:
             warm_start = warm_starts.resolve(self.store, self.storage, owner, spec)
+            spec = warm_starts.naming_the_checkpoint(spec, warm_start)
         capacity = self.capacity()
         compiled = compiler.compile_job(
             spec,

@@ -68,9 +68,14 @@ def resolve(store: Store, storage: Storage, owner: str, spec: JobSpec) -> WarmSt
     )
 
 
-def problems(
-    spec: JobSpec, parent: Parent, spaces: tuple[gym.Space, gym.Space]
-) -> list[Problem]:
+def naming_the_checkpoint(spec: JobSpec, source: WarmStartSource) -> JobSpec:
+    """The spec as stored: its `from_checkpoint` names the checkpoint found (not "best")."""
+    assert spec.from_checkpoint is not None
+    named = spec.from_checkpoint.model_copy(update={"checkpoint": source.checkpoint})
+    return spec.model_copy(update={"from_checkpoint": named})
+
+
+def problems(spec: JobSpec, parent: Parent, spaces: tuple[gym.Space, gym.Space]) -> list[Problem]:
     """Why `spec` cannot start from `parent`'s checkpoint; nothing when it can."""
     asked: FromCheckpointSpec | None = spec.from_checkpoint
     assert asked is not None

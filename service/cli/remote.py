@@ -12,7 +12,7 @@ import only httpx and pydantic (not Ray, torch or RLlib), so they start in a fra
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -32,6 +32,7 @@ from service.cli.common import (
     StopTimesteps,
     Token,
     Url,
+    UsageError,
     client_for,
     err,
     guarded,
@@ -67,6 +68,19 @@ def submit(
     shared: Annotated[
         bool, typer.Option("--shared", help="Let every user read, compare and pull it")
     ] = False,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Warm start from a job's checkpoint: JOB (its best) or JOB:CHECKPOINT",
+        ),
+    ] = None,
+    keep_replay: Annotated[
+        bool, typer.Option("--keep-replay", help="With --from: begin with its replay memory")
+    ] = False,
+    keep_optimizer: Annotated[
+        bool, typer.Option("--keep-optimizer", help="With --from: and its optimizer's state")
+    ] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Show live progress")] = False,
     as_json: AsJson = False,
     url: Url = None,
@@ -77,6 +91,10 @@ def submit(
     body = spec_body(algorithm, spec, env, set_, env_set, stops, seed)
     metadata = {"priority": priority, "name": name, "tags": tag or None, "shared": shared or None}
     body.update({key: value for key, value in metadata.items() if value is not None})
+    if from_ is not None:
+        body["from_checkpoint"] = warm_start(from_, keep_replay, keep_optimizer)
+    elif keep_replay or keep_optimizer:
+        raise UsageError("--keep-replay and --keep-optimizer go with --from JOB")
     with client_for(url, token) as client:
         job = client.submit(body)
         if as_json:
@@ -85,6 +103,15 @@ def submit(
             out.print(job.id, markup=False, highlight=False)
         if follow:
             _follow(client, job.id)
+
+
+def warm_start(source: str, keep_replay: bool, keep_optimizer: bool) -> dict[str, Any]:
+    """`--from JOB[:CHECKPOINT]` as the spec's `from_checkpoint`."""
+    job, _, checkpoint = source.partition(":")
+    if not job:
+        raise UsageError("--from takes JOB or JOB:CHECKPOINT")
+    start: dict[str, Any] = {"job": job, "checkpoint": checkpoint or "best"}
+    return {**start, "keep_replay": keep_replay, "keep_optimizer": keep_optimizer}
 
 
 def _follow(client: Client, job_id: str) -> None:
