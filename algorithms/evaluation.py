@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,7 @@ def evaluate(
     config = checkpoint_config(checkpoint)
     module = RLModule.from_checkpoint(str(checkpoint / MODULE_PATH))
     env_id, env_config = config["env"], config.get("env_config") or {}
+    _headless_rendering()
     env = envs.make(
         env_id, protocol_env_config(env_id, env_config, chosen), render_mode="rgb_array"
     )
@@ -260,6 +262,13 @@ def greedy_action(module: RLModule, observation: Any) -> Any:
         )
         action = distribution.to_deterministic().sample()[0]
     return action.numpy() if action.ndim else action.item()
+
+
+def _headless_rendering() -> None:
+    """Pygame (Gymnasium's classic-control renderer) draws off-screen here: SDL without a
+    display or a sound card, so it prints no XDG_RUNTIME_DIR error and no ALSA lines."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 15) -> Path:

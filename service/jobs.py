@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import IntegrityError
 
-from service import cluster, compiler, idempotency, lifecycle, scheduler, warm_starts
+from service import cluster, compiler, idempotency, lifecycle, quiet, scheduler, warm_starts
 from service.admission import (
     Admitted,
     Capacity,
@@ -401,7 +401,7 @@ class JobService:
             if text is None and attempt == job.attempts and job.ray_job_id:
                 text = self.ray.logs(job.ray_job_id)
             if text:
-                parts.append(text)
+                parts.append(quiet.without_noise_lines(text))
         return "".join(parts)
 
     def summary(self, job: JobRecord) -> dict[str, Any]:

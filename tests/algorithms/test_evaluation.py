@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +94,24 @@ def test_the_frame_cap_truncates_and_the_result_records_the_protocol(
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(algorithms.evaluation, raise_on_error=True).failed == 0
+
+
+def test_a_cartpole_video_is_written_without_sdl_noise(ray_local: None, tmp_path: Path) -> None:
+    """`rldojo evaluate --video` on a pygame-rendered env, on a machine without a display or
+    sound card: the video, and on stderr nothing about XDG_RUNTIME_DIR or ALSA."""
+    config = DQNConfig().environment("CartPole-v1").env_runners(num_env_runners=0)
+    algo = config.debugging(seed=0).build_algo()
+    try:
+        checkpoint = algo.save_to_path(str(tmp_path / "checkpoint"))
+    finally:
+        algo.stop()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SDL_", "XDG_RUNTIME"))}
+    video = tmp_path / "run.mp4"
+    done = subprocess.run(
+        [sys.executable, "-c", "from service.cli import main; main()", "evaluate", checkpoint,
+         "--episodes", "1", "--video", str(video)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert video.stat().st_size > 1000
+    assert "ALSA" not in done.stderr and "XDG_RUNTIME_DIR" not in done.stderr, done.stderr
