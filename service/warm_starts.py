@@ -33,7 +33,7 @@ class Parent:
     algorithm: str
     spaces: tuple[gym.Space, gym.Space] | None  # None: its env cannot be built here
     checkpoint_id: str | None  # the one asked for, found; None: it has no such checkpoint
-    checkpoint_ids: tuple[str, ...]  # all it has, for the message
+    checkpoint_ids: tuple[str, ...]  # all it has, when the one asked for is not among them
     has_replay: bool  # the checkpoint found holds a replay memory
 
 
@@ -56,7 +56,8 @@ def resolve(store: Store, storage: Storage, owner: str, spec: JobSpec) -> WarmSt
         algorithm=record.spec["algorithm"],
         spaces=_spaces(record.spec),
         checkpoint_id=checkpoint.id if checkpoint else None,
-        checkpoint_ids=tuple(c.id for c in directory.checkpoints()),
+        # listed again only for the message of a checkpoint not found
+        checkpoint_ids=() if checkpoint else tuple(c.id for c in directory.checkpoints()),
         has_replay=checkpoint is not None and directory.checkpoint_holds(checkpoint, REPLAY),
     )
     found = problems(spec, parent, envs.spaces(spec.env_id, spec.env_config))

@@ -54,9 +54,12 @@ class WarmStart:
 def _local_copy(checkpoint: str) -> Iterator[pathlib.Path]:
     """The checkpoint as a local directory: itself when local, else a temporary copy (the
     replay memory is read from local files)."""
-    filesystem, path = pafs.FileSystem.from_uri(checkpoint) if "://" in checkpoint else (None, "")
-    if filesystem is None or isinstance(filesystem, pafs.LocalFileSystem):
-        yield pathlib.Path(path or checkpoint)
+    if "://" not in checkpoint:
+        yield pathlib.Path(checkpoint)
+        return
+    filesystem, path = pafs.FileSystem.from_uri(checkpoint)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        yield pathlib.Path(path)
         return
     with tempfile.TemporaryDirectory(prefix="rldojo-warm-start-") as local:
         pafs.copy_files(path, local, source_filesystem=filesystem)

@@ -110,8 +110,12 @@ def warm_start(source: str, keep_replay: bool, keep_optimizer: bool) -> dict[str
     job, _, checkpoint = source.partition(":")
     if not job:
         raise UsageError("--from takes JOB or JOB:CHECKPOINT")
-    start: dict[str, Any] = {"job": job, "checkpoint": checkpoint or "best"}
-    return {**start, "keep_replay": keep_replay, "keep_optimizer": keep_optimizer}
+    return {
+        "job": job,
+        "checkpoint": checkpoint or "best",
+        "keep_replay": keep_replay,
+        "keep_optimizer": keep_optimizer,
+    }
 
 
 def _follow(client: Client, job_id: str) -> None:
