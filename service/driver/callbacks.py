@@ -100,7 +100,8 @@ class RowsBesideCheckpoints(tune.Callback):
     periodic snapshot, while a trial uploads its checkpoints itself. A driver that dies between
     the two leaves a checkpoint on storage past the last stored row, and a resume from it would
     leave a gap in the rows; copying the rows when the checkpoint is reported (the row of its
-    iteration is already written then) keeps them level.
+    iteration is already written then) keeps them level. (Tune's own copy is not atomic: a
+    file it leaves cut short is read as far as it goes, `row_parser.continuous_rows`.)
     """
 
     def on_checkpoint(
@@ -111,13 +112,16 @@ class RowsBesideCheckpoints(tune.Callback):
         staged, stored = trial.local_path, trial.path
         if not staged or not stored or staged == stored:
             return
+        # Copied beside, then renamed over: a driver killed mid-copy leaves the stored rows whole.
+        partial = f"{stored}/result.json.partial"
         try:
             pafs.copy_files(
                 f"{staged}/result.json",
-                f"{stored}/result.json",
+                partial,
                 source_filesystem=pafs.LocalFileSystem(),
                 destination_filesystem=trial.storage.storage_filesystem,
             )
+            trial.storage.storage_filesystem.move(partial, f"{stored}/result.json")
         except OSError as error:  # the periodic snapshot copies them anyway
             logger.warning("rows of trial %s not copied beside its checkpoint: %s", trial, error)
 

@@ -75,9 +75,11 @@ def continuous_rows(files: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[
 
     Rows are kept in iteration order, one per iteration: a row whose iteration is not past the
     last one kept replaces that row and every later one (the attempt went back to an older
-    checkpoint). Each row is labelled with the attempt that produced it: the first attempt whose
-    file holds a row of the same trial process (Tune copies a trial's rows into the next
-    attempt's file on resume, and may upload a stopped driver's last rows with them).
+    checkpoint). A row that is a copy of one kept (Tune copies a trial's rows into the next
+    attempt's file on resume) changes nothing, so a file cut short (a driver killed while it
+    copied the file to storage) does not take the rows after its end with it. Each row is
+    labelled with the attempt that produced it: the first attempt whose file holds a row of the
+    same trial process (a stopped driver's last rows may be uploaded with the next attempt's).
 
     Example:
         >>> first = [{"training_iteration": i, "pid": 7} for i in (1, 2, 3)]
@@ -85,9 +87,13 @@ def continuous_rows(files: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[
         >>> rows = continuous_rows([(1, first), (2, second)])
         >>> [(row["training_iteration"], row["attempt"]) for row in rows]
         [(1, 1), (2, 2), (3, 2), (4, 2)]
+        >>> cut_short = first[:2]  # a copy of the first file that lost its end
+        >>> [row["training_iteration"] for row in continuous_rows([(1, first), (2, cut_short)])]
+        [1, 2, 3]
     """
     first_seen: dict[tuple[Any, ...], int] = {}
     kept: list[dict[str, Any]] = []
+    kept_at: dict[int, tuple[Any, ...]] = {}  # iteration -> the kept row's identity
     for attempt, rows in files:
         for row in rows:
             iteration = _int(row.get(metrics.ITERATION))
@@ -95,9 +101,13 @@ def continuous_rows(files: list[tuple[int, list[dict[str, Any]]]]) -> list[dict[
                 continue
             process = (row.get("hostname"), row.get("node_ip"), row.get("pid"))
             producer = first_seen.setdefault(process, attempt) if row.get("pid") else attempt
+            identity = (*process, row.get("time_total_s"))
+            if row.get("pid") and kept_at.get(iteration) == identity:
+                continue  # the same row, copied into a later file
             while kept and (_int(kept[-1].get(metrics.ITERATION)) or 0) >= iteration:
-                kept.pop()
+                kept_at.pop(_int(kept.pop().get(metrics.ITERATION)) or 0, None)
             kept.append({**row, "attempt": producer})
+            kept_at[iteration] = identity
     return kept
 
 

@@ -22,6 +22,7 @@ import pytest
 from service import cluster
 from service.client import Client
 from service.settings import Settings
+from service.status import ACTIVE
 from tests.backends import PostgresServer, S3Server
 
 ALICE, BOB = "alice-token-0123456789", "bob-token-9876543210"
@@ -126,6 +127,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         running.stop()
         cluster.stop_embedded_head(Settings(data_dir=data_dir))
+
+
+@pytest.fixture(autouse=True)
+def _no_job_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a lifecycle test, stop whatever jobs it left active.
+
+    A long job (100,000 iterations) is stopped by its test's last line; a test that fails before
+    it would leave the job holding the cluster, and every test after it would sit QUEUED.
+    """
+    yield
+    if request.node.get_closest_marker("lifecycle") is None or "server" not in request.fixturenames:
+        return
+    server: Server = request.getfixturevalue("server")
+    if server.process is None or server.process.poll() is not None:
+        return  # the test left the API down: nothing can be stopped through it
+    for token in (ALICE, BOB, CAROL):
+        with server.client(token) as client:
+            for job in client.jobs():
+                if job.status in ACTIVE:
+                    client.stop(job.id, wait_s=120)
 
 
 @pytest.fixture()

@@ -47,6 +47,7 @@ def _rows(iterations: range, pid: int) -> str:
                 "trial_id": "abcde_00000",
                 "pid": pid,
                 "timestamp": pid * 1000 + i,
+                "time_total_s": i / 10,
                 "env_runners": {"episode_return_mean": float(i)},
             }
         )
@@ -120,6 +121,21 @@ def test_rows_are_continuous_across_attempts(storage: Storage) -> None:
         assert [(r[metrics.ITERATION], r["pid"]) for r in local] == [
             (r[metrics.ITERATION], r["pid"]) for r in rows
         ]
+
+
+def test_a_row_file_cut_short_by_a_killed_copy_keeps_the_rows_served_before(
+    storage: Storage,
+) -> None:
+    """A driver killed while it copied result.json to storage leaves the file cut short, mid-line:
+    the rows an earlier attempt's file holds past the cut are still served."""
+    job = storage.job("j-cut")
+    job.write_text(f"{TRIAL}/result.json", _rows(range(1, 11), pid=101))
+    job.keep_attempt_rows(1)
+    carried = _rows(range(1, 11), pid=101) + _rows(range(11, 15), pid=202)
+    cut = carried[: carried.index('"training_iteration": 7,')]  # rows 1-6 and half of row 7
+    job.write_text(f"{TRIAL}/result.json", cut)
+    rows = job.rows()
+    assert [(r[metrics.ITERATION], r["pid"]) for r in rows] == [(i, 101) for i in range(1, 11)]
 
 
 def test_the_best_trial_is_the_best_return_any_iteration_reached(storage: Storage) -> None:

@@ -355,7 +355,8 @@ def test_a_driver_killed_twenty_times_resumes_from_its_newest_checkpoint_each_ti
             lambda attempt=attempt: [r for r in alice.metrics(job.id) if r["attempt"] == attempt],
             180,
         )
-        assert resumed[0][metrics.ITERATION] == newest + 1, (kill, newest, resumed[0])
+        served = [(row[metrics.ITERATION], row["attempt"]) for row in alice.metrics(job.id)]
+        assert resumed[0][metrics.ITERATION] == newest + 1, (kill, newest, served[-30:])
         iterations = _iterations(alice, job.id)
-        assert iterations == list(range(1, len(iterations) + 1)), kill
+        assert iterations == list(range(1, len(iterations) + 1)), (kill, served[-30:])
     assert alice.stop(job.id, wait_s=120).status == "STOPPED"
